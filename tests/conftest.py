@@ -1,0 +1,51 @@
+"""Fixtures shared by every test layer: fake credentials and a moto server on loopback.
+
+moto reads MOTO_IAM_LOAD_MANAGED_POLICIES when its IAM backend is first built, and
+MOTO_LAMBDA_STUB_ECR when a function is created, so both are set here, before any
+test imports moto.
+"""
+import os
+
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+os.environ.setdefault("MOTO_LAMBDA_STUB_ECR", "FALSE")
+
+import pytest  # noqa: E402
+import requests  # noqa: E402
+
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-west-2",
+}
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_credentials(monkeypatch):
+    """Never let a test reach a real account: fake keys, no profile, no config files."""
+    for name, value in FAKE_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """One moto server for the session, on 127.0.0.1 and a free port; yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def moto_endpoint(moto_server, monkeypatch):
+    """A clean emulator for one test: state reset, AWS_ENDPOINT_URL pointing at it."""
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    return moto_server
