@@ -1,1 +1,135 @@
-def main(): print("x")
+"""The `reconcile` command line: validate, plan, apply. Thin: each command loads the spec,
+builds a plan and hands it to render or apply; known failures print one clear message."""
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reconciler import __version__
+from reconciler.apply import apply_plan, failure_report
+from reconciler.aws import Clients, describe_connection_error, error_code, error_message
+from reconciler.errors import ReconcileError
+from reconciler.planner import build_plan
+from reconciler.render import render_json, render_text
+from reconciler.spec import SpecError, check_region, load_spec
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def _fail(message: str) -> None:
+    click.echo(click.style("Error: ", fg="red", bold=True) + message, err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def known_errors(command):
+    """Every failure a person can act on ends as one message and exit 1, never a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except SpecError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(EXIT_ERROR)
+        except ReconcileError as exc:
+            _fail(str(exc))
+        except (ClientError, BotoCoreError) as exc:
+            _fail(describe_connection_error(exc) or f"{error_code(exc)}: {error_message(exc)}")
+    return wrapper
+
+
+def common_options(command):
+    options = [
+        click.option("-f", "--file", "file", default="canvas.yaml", show_default=True,
+                     help="The canvas.yaml to read."),
+        click.option("--region", help="Override the spec's region."),
+        click.option("--profile", help="AWS profile to use (as for the AWS CLI)."),
+        click.option("--endpoint-url", help="Send every AWS call here (an emulator); "
+                                            "AWS_ENDPOINT_URL works too."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+class Context:
+    """What every command needs: the validated spec, the region in force, AWS clients."""
+
+    def __init__(self, file: str, region: str | None, profile: str | None, endpoint_url: str | None):
+        self.spec = load_spec(file)
+        for warning in self.spec.warnings:
+            click.echo(click.style("Warning: ", fg="yellow", bold=True) + warning, err=True)
+        if region is not None and check_region(region):
+            raise ReconcileError(f"--region: {check_region(region)}")
+        self.region = region or self.spec.region
+        self.profile, self.endpoint_url = profile, endpoint_url
+
+    def clients(self) -> Clients:
+        return Clients(region=self.region, profile=self.profile, endpoint_url=self.endpoint_url)
+
+    def plan(self):
+        return build_plan(self.spec, self.clients(), region=self.region)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reconcile")
+def main() -> None:
+    """Keep a SQLite-on-S3 Lambda app on AWS true to canvas.yaml."""
+
+
+@main.command()
+@common_options
+@known_errors
+def validate(file, region, profile, endpoint_url) -> None:
+    """Check canvas.yaml without calling AWS."""
+    ctx = Context(file, region, profile, endpoint_url)
+    click.echo(f"{file} is valid: stack {ctx.spec.stack} in {ctx.region}.")
+
+
+@main.command()
+@common_options
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON document.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 1 error, 2 changes present.")
+@known_errors
+def plan(file, region, profile, endpoint_url, as_json, detailed_exitcode) -> None:
+    """Show what differs between canvas.yaml and live AWS (read-only)."""
+    result = Context(file, region, profile, endpoint_url).plan()
+    click.echo(render_json(result) if as_json else render_text(result))
+    sys.exit(EXIT_CHANGES if detailed_exitcode and result.has_changes else EXIT_OK)
+
+
+@main.command()
+@common_options
+@click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
+@known_errors
+def apply(file, region, profile, endpoint_url, auto_approve) -> None:
+    """Change live AWS so it matches canvas.yaml, only where it differs."""
+    ctx = Context(file, region, profile, endpoint_url)
+    clients = ctx.clients()
+    result = build_plan(ctx.spec, clients, region=ctx.region)
+    click.echo(render_text(result))
+    if not result.has_changes:
+        return
+    if not auto_approve:
+        _confirm()
+    click.echo("")
+    outcome = apply_plan(result, clients, echo=click.echo)
+    if not outcome.ok:
+        click.echo("\n".join(failure_report(outcome)), err=True)
+        sys.exit(EXIT_ERROR)
+    click.echo(f"\nApply complete: {len(outcome.done)} change(s) made.")
+
+
+def stdin_is_tty() -> bool:
+    return sys.stdin.isatty()
+
+
+def _confirm() -> None:
+    if not stdin_is_tty():
+        raise ReconcileError("apply needs confirmation, but there is no terminal to ask on; "
+                             "re-run with --auto-approve to apply without asking")
+    answer = click.prompt("\nApply these changes? Only 'yes' is accepted", default="", show_default=False)
+    if answer.strip() != "yes":
+        raise ReconcileError("apply cancelled; nothing was changed")

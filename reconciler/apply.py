@@ -1,0 +1,76 @@
+"""Carries out a Plan's pending changes in dependency order, one step at a time.
+
+Each step prints `[i/n] <action> <address> … SUCCESS (0.4s)` or `FAIL: <code>: <message>`.
+The first failure stops the run; what was done and what remains is listed, and running
+apply again continues from live state (there is no state file to get out of step).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reconciler.aws import error_code, error_message
+from reconciler.errors import ReconcileError
+from reconciler.kinds import BY_TYPE
+from reconciler.plan import Action, Plan, ResourceChange
+
+# Known failures become a FAIL line; anything else is a bug and keeps its traceback.
+STEP_ERRORS = (ClientError, BotoCoreError, ReconcileError)
+
+
+@dataclass
+class ApplyResult:
+    done: list[ResourceChange] = field(default_factory=list)
+    failed: ResourceChange | None = None
+    remaining: list[ResourceChange] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed is None
+
+
+def apply_plan(plan: Plan, clients, *, echo: Callable[..., None], clock: Callable[[], float] = time.monotonic,
+               kinds=BY_TYPE) -> ApplyResult:
+    steps = list(plan.pending)
+    result = ApplyResult()
+    for index, change in enumerate(steps, 1):
+        echo(f"[{index}/{len(steps)}] {change.action.value} {change.address} … ", nl=False)
+        started = clock()
+        try:
+            run_step(kinds[change.type], change, clients)
+        except STEP_ERRORS as exc:
+            echo(f"FAIL: {describe_failure(exc)}")
+            result.failed, result.remaining = change, steps[index:]
+            return result
+        echo(f"SUCCESS ({clock() - started:.1f}s)")
+        result.done.append(change)
+    return result
+
+
+def run_step(kind, change: ResourceChange, clients) -> None:
+    if change.action is Action.CREATE:
+        kind.create(clients, change.desired)
+    elif change.action is Action.UPDATE:
+        kind.update(clients, change.desired, change.live, change.changed_paths)
+    else:
+        raise ReconcileError(f"{change.action.value} is not supported for {change.type}")
+
+
+def describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, ReconcileError):
+        return str(exc)
+    return f"{error_code(exc)}: {error_message(exc)}"
+
+
+def failure_report(result: ApplyResult) -> list[str]:
+    total = len(result.done) + 1 + len(result.remaining)
+    lines = [f"Apply stopped at a failure: {len(result.done)} of {total} change(s) done."]
+    lines += [f"  done:     {c.action.value} {c.address}" for c in result.done]
+    lines.append(f"  failed:   {result.failed.action.value} {result.failed.address}")
+    lines += [f"  not run:  {c.action.value} {c.address}" for c in result.remaining]
+    lines.append("Fix the cause and run `reconcile apply` again: it plans afresh from live state "
+                 "and continues where this run stopped.")
+    return lines

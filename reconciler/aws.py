@@ -1,0 +1,100 @@
+"""The only place that creates boto3 sessions and clients, and classifies AWS errors.
+
+One session per run, one client per service, created before any worker thread starts
+(boto3 sessions are not thread-safe; clients are). Retries use botocore's adaptive mode
+so throttling is absorbed here and nowhere else.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Iterable
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from reconciler import __version__
+
+RETRY_CONFIG = botocore.config.Config(
+    retries={"mode": "adaptive", "max_attempts": 8},
+    user_agent_extra=f"canvas-reconcile/{__version__}",
+)
+
+
+class Clients:
+    """boto3 clients for one region/profile/endpoint, created once and reused."""
+
+    def __init__(self, *, region: str, profile: str | None = None, endpoint_url: str | None = None):
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self._session = boto3.Session(profile_name=profile, region_name=region)
+        self._clients: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def warm(self, services: Iterable[str]) -> "Clients":
+        for service in services:
+            self.client(service)
+        return self
+
+    def client(self, service: str):
+        with self._lock:
+            if service not in self._clients:
+                kwargs = {"config": RETRY_CONFIG}
+                # Only pass an explicit endpoint; otherwise botocore honours AWS_ENDPOINT_URL
+                # and the service-specific variants exactly as the AWS CLI does.
+                if self.endpoint_url:
+                    kwargs["endpoint_url"] = self.endpoint_url
+                self._clients[service] = self._session.client(service, **kwargs)
+            return self._clients[service]
+
+    @property
+    def s3(self):
+        return self.client("s3")
+
+    @property
+    def ecr(self):
+        return self.client("ecr")
+
+    @property
+    def iam(self):
+        return self.client("iam")
+
+    @property
+    def sts(self):
+        return self.client("sts")
+
+    def services(self) -> dict[str, object]:
+        return dict(self._clients)
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return exc.response.get("Error", {}).get("Code", "ClientError")
+    return type(exc).__name__
+
+
+def error_message(exc: BaseException) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return exc.response.get("Error", {}).get("Message", "") or str(exc)
+    return str(exc)
+
+
+def is_error(exc: BaseException, *codes: str) -> bool:
+    return isinstance(exc, botocore.exceptions.ClientError) and error_code(exc) in codes
+
+
+def describe_connection_error(exc: BaseException) -> str | None:
+    """A message a person can act on for failures that happen before AWS answers at all."""
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return ("no AWS credentials found — run `aws configure`, set AWS_PROFILE or pass --profile, "
+                "or point --endpoint-url at a local emulator (with any fake keys)")
+    if isinstance(exc, botocore.exceptions.ProfileNotFound):
+        return f"{exc} — check --profile / AWS_PROFILE against ~/.aws/config"
+    if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError)):
+        return f"cannot reach AWS: {exc} — check the network, --endpoint-url / AWS_ENDPOINT_URL and --region"
+    if isinstance(exc, botocore.exceptions.ClientError) and error_code(exc) in (
+        "ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException",
+        "SignatureDoesNotMatch", "InvalidAccessKeyId",
+    ):
+        return f"{error_code(exc)}: {error_message(exc)} — refresh your AWS credentials"
+    return None

@@ -1,0 +1,145 @@
+"""iam_role: the function's execution role.
+
+Manages the trust policy (Lambda may assume it), managed policy attachments, inline policies
+and tags. The inline policy S3DatabaseAccessPolicy is derived from `bucket:`, least
+privilege: read and write the one database object, list the bucket — nothing else, so the
+runtime can never reach the tool's own records under canvas/.
+"""
+from __future__ import annotations
+
+import json
+
+from reconciler.aws import is_error
+from reconciler.diff import Field
+from reconciler.normalize import canonical_policy, desired_tags, partition, tags_from_aws, tags_to_aws
+
+TYPE = "iam_role"
+SERVICE = "iam"
+DATABASE_POLICY = "S3DatabaseAccessPolicy"
+
+TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"Service": "lambda.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }],
+}
+
+FIELDS = (
+    Field("trust_policy", compare_as=canonical_policy),
+    Field("managed_policies", unordered=True),
+    # The role exists for this function alone: an inline policy nobody declared is a grant
+    # someone added by hand, so it is drift (purge) rather than unmanaged.
+    Field("inline_policies", per_key=True, purge=True, compare_as=canonical_policy),
+    Field("tags", per_key=True),
+)
+
+
+def name(spec) -> str:
+    return spec.role["name"]
+
+
+def database_policy(bucket: str, key: str, region: str) -> dict:
+    arn = f"arn:{partition(region)}:s3:::{bucket}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadWriteDatabaseObject",
+                "Effect": "Allow",
+                # HEAD is authorised by s3:GetObject; there is no s3:HeadObject action.
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": f"{arn}/{key}",
+            },
+            {"Sid": "ListDatabaseBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arn},
+        ],
+    }
+
+
+def desired(spec, region: str) -> dict:
+    role = spec.role
+    managed = role.get("managed_policies")
+    return {
+        "name": role["name"],
+        "trust_policy": TRUST_POLICY,
+        "managed_policies": sorted(managed) if managed is not None else None,
+        "inline_policies": {
+            DATABASE_POLICY: database_policy(spec.bucket["name"], spec.bucket["database_key"], region),
+        },
+        "tags": desired_tags(spec),
+    }
+
+
+def read(clients, want: dict) -> dict | None:
+    iam, role_name = clients.iam, want["name"]
+    try:
+        role = iam.get_role(RoleName=role_name)["Role"]
+    except Exception as exc:
+        if is_error(exc, "NoSuchEntity"):
+            return None
+        raise
+    return {
+        "name": role["RoleName"],
+        "arn": role["Arn"],
+        "trust_policy": _document(role.get("AssumeRolePolicyDocument")),
+        "managed_policies": sorted(_attached_policies(iam, role_name)),
+        "inline_policies": {
+            policy: _document(iam.get_role_policy(RoleName=role_name, PolicyName=policy)["PolicyDocument"])
+            for policy in _inline_policy_names(iam, role_name)
+        },
+        "tags": tags_from_aws(iam.list_role_tags(RoleName=role_name).get("Tags")),
+    }
+
+
+def _document(value) -> dict | None:
+    # boto3 decodes IAM's URL-encoded JSON into a dict; a string still appears from some emulators.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _attached_policies(iam, role_name: str) -> list[str]:
+    pages = iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name)
+    return [p["PolicyArn"] for page in pages for p in page["AttachedPolicies"]]
+
+
+def _inline_policy_names(iam, role_name: str) -> list[str]:
+    pages = iam.get_paginator("list_role_policies").paginate(RoleName=role_name)
+    return [name for page in pages for name in page["PolicyNames"]]
+
+
+def create(clients, want: dict) -> None:
+    clients.iam.create_role(
+        RoleName=want["name"],
+        AssumeRolePolicyDocument=json.dumps(want["trust_policy"]),
+        Description="Execution role for a canvas-reconcile Lambda function",
+        Tags=tags_to_aws(want["tags"]),
+    )
+    paths = ["managed_policies"] if want.get("managed_policies") else []
+    paths += [f"inline_policies.{name}" for name in want["inline_policies"]]
+    update(clients, want, {"managed_policies": [], "inline_policies": {}, "tags": want["tags"]}, paths)
+
+
+def update(clients, want: dict, have: dict, paths) -> None:
+    iam, role_name = clients.iam, want["name"]
+    paths = set(paths)
+    if "trust_policy" in paths:
+        iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(want["trust_policy"]))
+    if "managed_policies" in paths:
+        _sync_managed_policies(iam, role_name, want["managed_policies"], have.get("managed_policies") or [])
+    for path in sorted(p for p in paths if p.startswith("inline_policies.")):
+        policy = path.split(".", 1)[1]
+        document = want["inline_policies"].get(policy)
+        if document is None:
+            iam.delete_role_policy(RoleName=role_name, PolicyName=policy)
+        else:
+            iam.put_role_policy(RoleName=role_name, PolicyName=policy, PolicyDocument=json.dumps(document))
+    tag_keys = sorted(p.split(".", 1)[1] for p in paths if p.startswith("tags."))
+    if tag_keys:
+        iam.tag_role(RoleName=role_name, Tags=tags_to_aws({k: want["tags"][k] for k in tag_keys}))
+
+
+def _sync_managed_policies(iam, role_name: str, want: list[str], have: list[str]) -> None:
+    for arn in sorted(set(want) - set(have)):
+        iam.attach_role_policy(RoleName=role_name, PolicyArn=arn)
+    for arn in sorted(set(have) - set(want)):
+        iam.detach_role_policy(RoleName=role_name, PolicyArn=arn)

@@ -1,0 +1,147 @@
+"""s3_bucket: the bucket that holds the app's SQLite database.
+
+Manages the bucket's region (checked, never changed: a bucket cannot move), versioning,
+default encryption, the public access block and tags. Apply never deletes a bucket.
+"""
+from __future__ import annotations
+
+from reconciler.aws import is_error
+from reconciler.diff import Field
+from reconciler.errors import ReconcileError
+from reconciler.normalize import desired_tags, tags_from_aws, tags_to_aws
+
+TYPE = "s3_bucket"
+SERVICE = "s3"
+_PAB_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+
+FIELDS = (
+    # A bucket that never had versioning reports no Status ("Disabled"); that satisfies
+    # `versioning: false` just as "Suspended" does, so compare on "is it enabled".
+    Field("versioning", compare_as=lambda v: v == "Enabled"),
+    Field("encryption"),
+    Field("kms_key_id"),
+    Field("block_public_access"),
+    Field("tags", per_key=True),
+)
+
+
+class RegionMismatch(ReconcileError):
+    """The bucket exists, but in another region; names are global and buckets cannot move."""
+
+
+def name(spec) -> str:
+    return spec.bucket["name"]
+
+
+def desired(spec, region: str) -> dict:
+    bucket = spec.bucket
+    return {
+        "name": bucket["name"],
+        "region": region,
+        "versioning": None if bucket.get("versioning") is None
+        else ("Enabled" if bucket["versioning"] else "Suspended"),
+        "encryption": bucket.get("encryption"),
+        "kms_key_id": bucket.get("kms_key_id"),
+        "block_public_access": bucket.get("block_public_access"),
+        "tags": desired_tags(spec),
+    }
+
+
+def read(clients, want: dict) -> dict | None:
+    s3 = clients.s3
+    bucket = want["name"]
+    try:
+        location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+    except Exception as exc:
+        if is_error(exc, "NoSuchBucket", "404"):
+            return None
+        raise
+    region = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
+    if region != want["region"]:
+        raise RegionMismatch(
+            f"bucket {bucket} exists in {region}, but canvas.yaml puts the stack in {want['region']}; "
+            "a bucket cannot move between regions — use another bucket.name or set region: " + region)
+    encryption, kms_key = _read_encryption(s3, bucket)
+    return {
+        "name": bucket,
+        "region": region,
+        "versioning": s3.get_bucket_versioning(Bucket=bucket).get("Status", "Disabled"),
+        "encryption": encryption,
+        "kms_key_id": kms_key,
+        "block_public_access": _read_public_access_block(s3, bucket),
+        "tags": _read_tags(s3, bucket),
+    }
+
+
+def _read_encryption(s3, bucket: str) -> tuple[str | None, str | None]:
+    try:
+        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    except Exception as exc:
+        if is_error(exc, "ServerSideEncryptionConfigurationNotFoundError"):
+            return None, None
+        raise
+    default = rules[0].get("ApplyServerSideEncryptionByDefault", {}) if rules else {}
+    return default.get("SSEAlgorithm"), default.get("KMSMasterKeyID")
+
+
+def _read_public_access_block(s3, bucket: str):
+    try:
+        config = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    except Exception as exc:
+        if is_error(exc, "NoSuchPublicAccessBlockConfiguration"):
+            return False
+        raise
+    flags = [config.get(flag, False) for flag in _PAB_FLAGS]
+    if all(flags) or not any(flags):
+        return all(flags)
+    on = [flag for flag, value in zip(_PAB_FLAGS, flags) if value]
+    return "partial: " + ", ".join(on)
+
+
+def _read_tags(s3, bucket: str) -> dict[str, str]:
+    try:
+        return tags_from_aws(s3.get_bucket_tagging(Bucket=bucket)["TagSet"])
+    except Exception as exc:
+        if is_error(exc, "NoSuchTagSet", "NoSuchTagSetError"):
+            return {}
+        raise
+
+
+def create(clients, want: dict) -> None:
+    kwargs = {"Bucket": want["name"]}
+    # us-east-1 is the one region that rejects an explicit LocationConstraint.
+    if want["region"] != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": want["region"]}
+    clients.s3.create_bucket(**kwargs)
+    clients.s3.get_waiter("bucket_exists").wait(Bucket=want["name"], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    paths = [f.path for f in FIELDS if want.get(f.path) is not None]
+    update(clients, want, {"tags": {}}, paths)
+
+
+def update(clients, want: dict, have: dict, paths) -> None:
+    s3, bucket = clients.s3, want["name"]
+    paths = set(paths)
+    if any(p.startswith("tags.") or p == "tags" for p in paths):
+        # put_bucket_tagging replaces the whole set: keep the tags canvas.yaml does not manage.
+        tags = {**have.get("tags", {}), **want["tags"]}
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags_to_aws(tags)})
+    if "versioning" in paths:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": want["versioning"]})
+    if paths & {"encryption", "kms_key_id"}:
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [_encryption_rule(want)]})
+    if "block_public_access" in paths:
+        _apply_public_access_block(s3, bucket, want["block_public_access"])
+
+
+def _encryption_rule(want: dict) -> dict:
+    default = {"SSEAlgorithm": want["encryption"]}
+    if want.get("kms_key_id"):
+        default["KMSMasterKeyID"] = want["kms_key_id"]
+    return {"ApplyServerSideEncryptionByDefault": default}
+
+
+def _apply_public_access_block(s3, bucket: str, block: bool) -> None:
+    if block:
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={f: True for f in _PAB_FLAGS})
+    else:
+        s3.delete_public_access_block(Bucket=bucket)

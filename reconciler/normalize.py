@@ -1,0 +1,90 @@
+"""Make live and desired comparable: policy documents, tags and ownership.
+
+A perpetual diff is a bug here, never something to special-case in the planner. Policy
+documents compare semantically, as amazon.aws's compare_policies does: statement order,
+a string versus a one-element list, action case and the Version default do not matter.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping
+
+STACK_TAG = "canvas:stack"
+# IAM's own default when a document leaves Version out.
+DEFAULT_POLICY_VERSION = "2008-10-17"
+_LIST_KEYS = ("Action", "NotAction", "Resource", "NotResource")
+
+
+def canonical_policy(document: Mapping | str | None) -> dict | None:
+    """A policy document in one canonical shape, so equal policies are equal dicts."""
+    if document is None:
+        return None
+    if isinstance(document, str):
+        document = json.loads(document)
+    statements = document.get("Statement", [])
+    if isinstance(statements, Mapping):
+        statements = [statements]
+    canonical = [_canonical_statement(s) for s in statements]
+    canonical.sort(key=lambda s: json.dumps(s, sort_keys=True))
+    out = {"Version": document.get("Version", DEFAULT_POLICY_VERSION), "Statement": canonical}
+    if document.get("Id"):
+        out["Id"] = document["Id"]
+    return out
+
+
+def _canonical_statement(statement: Mapping) -> dict:
+    out: dict[str, Any] = {}
+    for key, value in statement.items():
+        if key in _LIST_KEYS:
+            values = _as_list(value)
+            # IAM action names are case-insensitive; resources are not.
+            if key in ("Action", "NotAction"):
+                values = [v.lower() for v in values]
+            out[key] = sorted(set(values))
+        elif key in ("Principal", "NotPrincipal"):
+            out[key] = _canonical_principal(value)
+        elif key == "Condition":
+            out[key] = {
+                op: {ck: sorted(set(map(str, _as_list(cv)))) for ck, cv in block.items()}
+                for op, block in value.items()
+            }
+        elif key == "Sid" and not value:
+            continue
+        else:
+            out[key] = value
+    return out
+
+
+def _canonical_principal(value: Any) -> Any:
+    # "*" and {"AWS": "*"} mean the same principal.
+    if value == "*":
+        return {"AWS": ["*"]}
+    return {k: sorted(set(_as_list(v))) for k, v in value.items()}
+
+
+def _as_list(value: Any) -> list:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def tags_from_aws(tag_list: Iterable[Mapping] | None, *, key: str = "Key", value: str = "Value") -> dict[str, str]:
+    """AWS tag lists as a plain dict; AWS's own `aws:` tags are not ours to manage."""
+    return {t[key]: t[value] for t in tag_list or () if not t[key].startswith("aws:")}
+
+
+def tags_to_aws(tags: Mapping[str, str], *, key: str = "Key", value: str = "Value") -> list[dict]:
+    return [{key: k, value: v} for k, v in sorted(tags.items())]
+
+
+def desired_tags(spec) -> dict[str, str]:
+    """The user's tags plus the ownership tag, which always wins."""
+    return {**(spec.tags or {}), STACK_TAG: spec.stack}
+
+
+def partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
