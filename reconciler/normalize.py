@@ -16,7 +16,8 @@ _LIST_KEYS = ("Action", "NotAction", "Resource", "NotResource")
 
 
 def canonical_policy(document: Mapping | str | None) -> dict | None:
-    """A policy document in one canonical shape, so equal policies are equal dicts."""
+    """A policy document in one canonical shape (lists sorted, strings as one-element lists,
+    Version filled in), so the plan shows only differences of meaning."""
     if document is None:
         return None
     if isinstance(document, str):
@@ -32,20 +33,32 @@ def canonical_policy(document: Mapping | str | None) -> dict | None:
     return out
 
 
+def policy_identity(document: Mapping | str | None) -> dict | None:
+    """What two policies must share to be the same grant: the canonical shape with action
+    names lowercased, since IAM matches actions case-insensitively (resources it does not),
+    and without Sids, which label statements but grant nothing."""
+    canonical = canonical_policy(document)
+    if canonical is None:
+        return None
+    for statement in canonical["Statement"]:
+        statement.pop("Sid", None)
+        for key in ("Action", "NotAction"):
+            if key in statement:
+                statement[key] = sorted({a.lower() for a in statement[key]})
+    canonical["Statement"].sort(key=lambda s: json.dumps(s, sort_keys=True))
+    return canonical
+
+
 def _canonical_statement(statement: Mapping) -> dict:
     out: dict[str, Any] = {}
     for key, value in statement.items():
         if key in _LIST_KEYS:
-            values = _as_list(value)
-            # IAM action names are case-insensitive; resources are not.
-            if key in ("Action", "NotAction"):
-                values = [v.lower() for v in values]
-            out[key] = sorted(set(values))
+            out[key] = sorted(set(_as_list(value)))
         elif key in ("Principal", "NotPrincipal"):
             out[key] = _canonical_principal(value)
         elif key == "Condition":
             out[key] = {
-                op: {ck: sorted(set(map(str, _as_list(cv)))) for ck, cv in block.items()}
+                op: {ck: sorted({_condition_value(v) for v in _as_list(cv)}) for ck, cv in block.items()}
                 for op, block in value.items()
             }
         elif key == "Sid" and not value:
@@ -53,6 +66,13 @@ def _canonical_statement(statement: Mapping) -> dict:
         else:
             out[key] = value
     return out
+
+
+def _condition_value(value: Any) -> str:
+    # IAM compares condition values as strings: true and "true" are the same value.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _canonical_principal(value: Any) -> Any:

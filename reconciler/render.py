@@ -1,6 +1,7 @@
 """Plan → text (Terraform-like) and JSON, both from the same Plan object."""
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any
 
@@ -17,6 +18,8 @@ _VERB = {
     Action.DELETE: "will be deleted",
 }
 ARROW = "→"
+BLOCK_WIDTH = 60
+_SIGN_COLOUR = {"+": "green", "-": "red", "~": "yellow"}
 
 
 def format_value(value: Any) -> str:
@@ -29,19 +32,46 @@ def format_value(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(", ", ": "))
 
 
-def attribute_line(attr: AttributeChange) -> str:
+def _is_block(value: Any) -> bool:
+    return isinstance(value, (dict, list)) and len(format_value(value)) > BLOCK_WIDTH
+
+
+def _pretty(value: Any) -> list[str]:
+    return json.dumps(value, indent=2, sort_keys=True).splitlines()
+
+
+def attribute_lines(attr: AttributeChange) -> list[str]:
+    """One line per attribute; a long document (a policy) as an indented block, and an
+    updated one as a line diff, so the one changed statement stands out."""
     before, after = attr.shown()
     if attr.before is None:
-        return click.style("+ ", fg="green") + f"{attr.path}: {format_value(after)}"
-    if attr.after is None:
-        return click.style("- ", fg="red") + f"{attr.path}: {format_value(before)}"
-    return click.style("~ ", fg="yellow") + f"{attr.path}: {format_value(before)} {ARROW} {format_value(after)}"
+        sign, value = "+", after
+    elif attr.after is None:
+        sign, value = "-", before
+    else:
+        sign, value = "~", None
+    head = click.style(f"{sign} ", fg=_SIGN_COLOUR[sign]) + f"{attr.path}:"
+    if sign != "~":
+        if _is_block(value):
+            return [head] + [f"    {line}" for line in _pretty(value)]
+        return [f"{head} {format_value(value)}"]
+    if _is_block(before) or _is_block(after):
+        return [head] + [_diff_line(line) for line in difflib.ndiff(_pretty(before), _pretty(after))
+                         if not line.startswith("? ")]
+    return [f"{head} {format_value(before)} {ARROW} {format_value(after)}"]
+
+
+def _diff_line(line: str) -> str:
+    sign, text = line[0], line[2:]
+    if sign == " ":
+        return f"    {text}"
+    return click.style(f"  {sign} ", fg=_SIGN_COLOUR["+" if sign == "+" else "-"]) + text
 
 
 def resource_block(change: ResourceChange) -> list[str]:
     symbol = click.style(_SYMBOL[change.action], fg=_COLOUR[change.action], bold=True)
     lines = [f"  {symbol} {change.address} {_VERB[change.action]}"]
-    lines += [f"      {attribute_line(attr)}" for attr in change.attributes]
+    lines += [f"      {line}" for attr in change.attributes for line in attribute_lines(attr)]
     return lines
 
 

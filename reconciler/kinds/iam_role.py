@@ -11,7 +11,7 @@ import json
 
 from reconciler.aws import is_error
 from reconciler.diff import Field
-from reconciler.normalize import canonical_policy, desired_tags, partition, tags_from_aws, tags_to_aws
+from reconciler.normalize import canonical_policy, desired_tags, partition, policy_identity, tags_from_aws, tags_to_aws
 
 TYPE = "iam_role"
 SERVICE = "iam"
@@ -27,11 +27,11 @@ TRUST_POLICY = {
 }
 
 FIELDS = (
-    Field("trust_policy", compare_as=canonical_policy),
+    Field("trust_policy", compare_as=policy_identity),
     Field("managed_policies", unordered=True),
     # The role exists for this function alone: an inline policy nobody declared is a grant
     # someone added by hand, so it is drift (purge) rather than unmanaged.
-    Field("inline_policies", per_key=True, purge=True, compare_as=canonical_policy),
+    Field("inline_policies", per_key=True, purge=True, compare_as=policy_identity),
     Field("tags", per_key=True),
 )
 
@@ -62,10 +62,11 @@ def desired(spec, region: str) -> dict:
     managed = role.get("managed_policies")
     return {
         "name": role["name"],
-        "trust_policy": TRUST_POLICY,
+        "trust_policy": canonical_policy(TRUST_POLICY),
         "managed_policies": sorted(managed) if managed is not None else None,
         "inline_policies": {
-            DATABASE_POLICY: database_policy(spec.bucket["name"], spec.bucket["database_key"], region),
+            DATABASE_POLICY: canonical_policy(
+                database_policy(spec.bucket["name"], spec.bucket["database_key"], region)),
         },
         "tags": desired_tags(spec),
     }
@@ -82,19 +83,14 @@ def read(clients, want: dict) -> dict | None:
     return {
         "name": role["RoleName"],
         "arn": role["Arn"],
-        "trust_policy": _document(role.get("AssumeRolePolicyDocument")),
+        "trust_policy": canonical_policy(role.get("AssumeRolePolicyDocument")),
         "managed_policies": sorted(_attached_policies(iam, role_name)),
         "inline_policies": {
-            policy: _document(iam.get_role_policy(RoleName=role_name, PolicyName=policy)["PolicyDocument"])
+            policy: canonical_policy(iam.get_role_policy(RoleName=role_name, PolicyName=policy)["PolicyDocument"])
             for policy in _inline_policy_names(iam, role_name)
         },
         "tags": tags_from_aws(iam.list_role_tags(RoleName=role_name).get("Tags")),
     }
-
-
-def _document(value) -> dict | None:
-    # boto3 decodes IAM's URL-encoded JSON into a dict; a string still appears from some emulators.
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def _attached_policies(iam, role_name: str) -> list[str]:
