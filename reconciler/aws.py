@@ -16,7 +16,7 @@ import botocore.exceptions
 from reconciler import __version__
 
 RETRY_CONFIG = botocore.config.Config(
-    retries={"mode": "adaptive", "max_attempts": 8},
+    retries={"mode": "adaptive", "max_attempts": 5},
     user_agent_extra=f"canvas-reconcile/{__version__}",
 )
 

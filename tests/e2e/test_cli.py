@@ -1,0 +1,139 @@
+"""The reconcile CLI as a user runs it: plan, apply, drift, exit codes, refusals."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.e2e.conftest import ROOT
+
+PLAN_SCHEMA = json.loads((ROOT / "schemas" / "plan.schema.json").read_text())
+BUCKET, REPO, ROLE = "code-canvas-astro-db", "python-repl-container-lambda", "code-canvas-astro-lambda-role"
+
+
+def test_plan_from_nothing_lists_every_create_and_exits_2(reconcile, canvas, moto_endpoint):
+    run = reconcile("plan", "--detailed-exitcode")
+    assert run.code == 2, run.err
+    assert f"+ s3_bucket.{BUCKET} will be created" in run.out
+    assert f"+ ecr_repository.{REPO} will be created" in run.out
+    assert f"+ iam_role.{ROLE} will be created" in run.out
+    assert "+ versioning: Enabled" in run.out
+    assert run.out.rstrip().endswith("Plan: 3 to create, 0 to update, 0 to replace, 0 to delete.")
+
+
+def test_plan_json_matches_its_schema_and_lists_every_resource(reconcile, canvas, moto_endpoint):
+    run = reconcile("plan", "--json")
+    assert run.code == 0, run.err
+    document = json.loads(run.out)
+    jsonschema.validate(document, PLAN_SCHEMA)
+    assert [c["address"] for c in document["changes"]] == [
+        f"s3_bucket.{BUCKET}", f"ecr_repository.{REPO}", f"iam_role.{ROLE}"]
+    assert document["summary"] == {"create": 3, "update": 0, "replace": 0, "delete": 0, "no-op": 0}
+    bucket = document["changes"][0]
+    assert {"path": "tags.canvas:stack", "before": None, "after": "code-canvas-astro"} in bucket["attributes"]
+
+
+def test_apply_then_plan_is_empty_and_second_apply_changes_nothing(reconcile, canvas, aws):
+    first = reconcile("apply", "--auto-approve")
+    assert first.code == 0, first.err
+    for index, address in enumerate([f"s3_bucket.{BUCKET}", f"ecr_repository.{REPO}", f"iam_role.{ROLE}"], 1):
+        assert f"[{index}/3] create {address} … SUCCESS (" in first.out
+    assert aws.s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
+
+    plan = reconcile("plan", "--detailed-exitcode")
+    assert plan.code == 0, plan.out + plan.err
+    assert "No changes. Live state matches canvas.yaml." in plan.out
+
+    again = reconcile("apply", "--auto-approve")
+    assert again.code == 0
+    assert "SUCCESS" not in again.out and "No changes." in again.out
+
+    json_plan = json.loads(reconcile("plan", "--json").out)
+    assert json_plan["summary"]["no-op"] == 3
+    assert all(c["action"] == "no-op" and c["attributes"] == [] for c in json_plan["changes"])
+
+
+def test_drift_made_by_hand_is_shown_exits_2_and_apply_repairs_it(reconcile, canvas, aws):
+    assert reconcile("apply", "--auto-approve").code == 0
+    aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
+    aws.ecr.put_image_scanning_configuration(repositoryName=REPO, imageScanningConfiguration={"scanOnPush": False})
+
+    plan = reconcile("plan", "--detailed-exitcode")
+    assert plan.code == 2
+    assert "~ versioning: Suspended → Enabled" in plan.out
+    assert "~ scan_on_push: false → true" in plan.out
+    assert "Plan: 0 to create, 2 to update, 0 to replace, 0 to delete." in plan.out
+
+    document = json.loads(reconcile("plan", "--json").out)
+    by_address = {c["address"]: c for c in document["changes"]}
+    assert by_address[f"s3_bucket.{BUCKET}"]["attributes"] == [
+        {"path": "versioning", "before": "Suspended", "after": "Enabled"}]
+
+    repair = reconcile("apply", "--auto-approve")
+    assert repair.code == 0, repair.err
+    assert f"update s3_bucket.{BUCKET} … SUCCESS" in repair.out
+    assert reconcile("plan", "--detailed-exitcode").code == 0
+
+
+def test_apply_without_terminal_or_auto_approve_refuses_and_changes_nothing(reconcile, canvas, aws):
+    run = reconcile("apply")
+    assert run.code == 1
+    assert "--auto-approve" in run.err and "Traceback" not in run.err
+    assert aws.s3.list_buckets()["Buckets"] == []
+
+
+def test_resource_of_another_stack_is_refused_and_left_untouched(reconcile, canvas, aws):
+    aws.ecr.create_repository(repositoryName=REPO, tags=[{"Key": "canvas:stack", "Value": "billing"}],
+                              imageScanningConfiguration={"scanOnPush": False})
+    run = reconcile("apply", "--auto-approve")
+    assert run.code == 1
+    assert "'billing'" in run.err and "'code-canvas-astro'" in run.err
+    repo = aws.ecr.describe_repositories(repositoryNames=[REPO])["repositories"][0]
+    assert repo["imageScanningConfiguration"]["scanOnPush"] is False
+    assert aws.s3.list_buckets()["Buckets"] == []  # nothing else was started either
+
+
+def test_invalid_spec_exits_1_without_traceback_or_any_aws_call(reconcile, canvas, dead_endpoint):
+    canvas.write_text(canvas.read_text().replace("memory: 2048", "memory: 64"))
+    for command in ("validate", "plan", "apply"):
+        run = reconcile(command, "--endpoint-url", dead_endpoint, "--auto-approve") if command == "apply" \
+            else reconcile(command, "--endpoint-url", dead_endpoint)
+        assert run.code == 1, command
+        assert "function.memory" in run.err and "128" in run.err
+        assert "Traceback" not in run.err
+        # A call to the dead endpoint would have surfaced as a connection error instead.
+        assert "cannot reach AWS" not in run.err
+
+
+def test_unreachable_endpoint_is_one_clear_error(reconcile, canvas, dead_endpoint):
+    run = reconcile("plan", "--endpoint-url", dead_endpoint)
+    assert run.code == 1
+    assert run.err.count("cannot reach AWS") == 1 and "Traceback" not in run.err
+
+
+def test_missing_credentials_are_explained(reconcile, canvas, moto_endpoint, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    run = reconcile("plan")
+    assert run.code == 1
+    assert "no AWS credentials found" in run.err and "Traceback" not in run.err
+
+
+def test_region_override_is_validated(reconcile, canvas, dead_endpoint):
+    run = reconcile("plan", "--region", "mars-1", "--endpoint-url", dead_endpoint)
+    assert run.code == 1
+    assert "--region" in run.err and "Traceback" not in run.err
+
+
+def test_missing_file_is_a_clear_error(reconcile, tmp_path):
+    run = reconcile("validate", "-f", "nope.yaml")
+    assert run.code == 1
+    assert "nope.yaml" in run.err and "Traceback" not in run.err
+
+
+def test_validate_accepts_the_contract(reconcile, canvas):
+    run = reconcile("validate")
+    assert run.code == 0, run.err
+    assert "canvas.yaml is valid" in run.out
