@@ -17,10 +17,10 @@ from reconciler.normalize import STACK_TAG
 from reconciler.plan import Action, Plan, ResourceChange
 
 
-def build_plan(spec, clients, *, region: str, kinds=KINDS) -> Plan:
+def build_plan(spec, clients, *, region: str, kinds=KINDS, max_workers: int | None = None) -> Plan:
     wants = [(kind, kind.desired(spec, region)) for kind in kinds]
     clients.warm({kind.SERVICE for kind in kinds})
-    with ThreadPoolExecutor(max_workers=len(wants)) as pool:
+    with ThreadPoolExecutor(max_workers=max_workers or len(wants)) as pool:
         futures = [pool.submit(kind.read, clients, want) for kind, want in wants]
     changes, problems = [], []
     for (kind, want), future in zip(wants, futures):

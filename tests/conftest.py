@@ -4,6 +4,7 @@ moto reads MOTO_IAM_LOAD_MANAGED_POLICIES when its IAM backend is first built, a
 MOTO_LAMBDA_STUB_ECR when a function is created, so both are set here, before any
 test imports moto.
 """
+import logging
 import os
 
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
@@ -36,6 +37,7 @@ def moto_server():
     """One moto server for the session, on 127.0.0.1 and a free port; yields its URL."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
