@@ -7,7 +7,8 @@ so throttling is absorbed here and nowhere else.
 from __future__ import annotations
 
 import threading
-from typing import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, TypeVar
 
 import boto3
 import botocore.config
@@ -65,6 +66,17 @@ class Clients:
 
     def services(self) -> dict[str, object]:
         return dict(self._clients)
+
+
+T = TypeVar("T")
+
+
+def fan_out(calls: dict[str, Callable[[], T]]) -> dict[str, T]:
+    """Run independent read calls at once; a plan costs round trips, not CPU.
+    The first exception (in the order given) is raised, as a plain sequence would."""
+    with ThreadPoolExecutor(max_workers=max(1, len(calls))) as pool:
+        futures = {key: pool.submit(call) for key, call in calls.items()}
+    return {key: future.result() for key, future in futures.items()}
 
 
 def error_code(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from reconciler.aws import is_error
+from reconciler.aws import fan_out, is_error
 from reconciler.diff import Field
 from reconciler.normalize import canonical_policy, desired_tags, partition, policy_identity, tags_from_aws, tags_to_aws
 
@@ -80,16 +80,22 @@ def read(clients, want: dict) -> dict | None:
         if is_error(exc, "NoSuchEntity"):
             return None
         raise
+    lists = fan_out({
+        "managed": lambda: _attached_policies(iam, role_name),
+        "inline": lambda: _inline_policy_names(iam, role_name),
+    })
+    inline = fan_out({
+        policy: lambda policy=policy: iam.get_role_policy(RoleName=role_name, PolicyName=policy)["PolicyDocument"]
+        for policy in lists["inline"]
+    })
     return {
         "name": role["RoleName"],
         "arn": role["Arn"],
         "trust_policy": canonical_policy(role.get("AssumeRolePolicyDocument")),
-        "managed_policies": sorted(_attached_policies(iam, role_name)),
-        "inline_policies": {
-            policy: canonical_policy(iam.get_role_policy(RoleName=role_name, PolicyName=policy)["PolicyDocument"])
-            for policy in _inline_policy_names(iam, role_name)
-        },
-        "tags": tags_from_aws(iam.list_role_tags(RoleName=role_name).get("Tags")),
+        "managed_policies": sorted(lists["managed"]),
+        "inline_policies": {policy: canonical_policy(document) for policy, document in inline.items()},
+        # GetRole carries the role's tags (up to 50, IAM's limit), saving a ListRoleTags round trip.
+        "tags": tags_from_aws(role.get("Tags")),
     }
 
 

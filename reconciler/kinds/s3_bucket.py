@@ -5,7 +5,7 @@ default encryption, the public access block and tags. Apply never deletes a buck
 """
 from __future__ import annotations
 
-from reconciler.aws import is_error
+from reconciler.aws import fan_out, is_error
 from reconciler.diff import Field
 from reconciler.errors import ReconcileError
 from reconciler.normalize import desired_tags, tags_from_aws, tags_to_aws
@@ -61,16 +61,14 @@ def read(clients, want: dict) -> dict | None:
         raise RegionMismatch(
             f"bucket {bucket} exists in {region}, but canvas.yaml puts the stack in {want['region']}; "
             "a bucket cannot move between regions — use another bucket.name or set region: " + region)
-    encryption, kms_key = _read_encryption(s3, bucket)
-    return {
-        "name": bucket,
-        "region": region,
-        "versioning": s3.get_bucket_versioning(Bucket=bucket).get("Status", "Disabled"),
-        "encryption": encryption,
-        "kms_key_id": kms_key,
-        "block_public_access": _read_public_access_block(s3, bucket),
-        "tags": _read_tags(s3, bucket),
-    }
+    parts = fan_out({
+        "versioning": lambda: s3.get_bucket_versioning(Bucket=bucket).get("Status", "Disabled"),
+        "encryption": lambda: _read_encryption(s3, bucket),
+        "block_public_access": lambda: _read_public_access_block(s3, bucket),
+        "tags": lambda: _read_tags(s3, bucket),
+    })
+    encryption, kms_key = parts.pop("encryption")
+    return {"name": bucket, "region": region, "encryption": encryption, "kms_key_id": kms_key, **parts}
 
 
 def _read_encryption(s3, bucket: str) -> tuple[str | None, str | None]:
