@@ -10,8 +10,17 @@ import os
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 os.environ.setdefault("MOTO_LAMBDA_STUB_ECR", "FALSE")
 
+import json  # noqa: E402
+
+import moto.iam.models  # noqa: E402
 import pytest  # noqa: E402
 import requests  # noqa: E402
+
+# moto builds every AWS managed policy it knows (~1,300) each time an IAM backend starts,
+# about 2 s a test. The tests need a few real ones, so moto's own data is cut to those.
+MANAGED_POLICIES_USED = ("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole", "AmazonS3ReadOnlyAccess")
+_all_policies = json.loads(moto.iam.models.aws_managed_policies_data)
+moto.iam.models.aws_managed_policies_data = json.dumps({name: _all_policies[name] for name in MANAGED_POLICIES_USED})
 
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
