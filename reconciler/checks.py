@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
-PathT = tuple[Union[str, int], ...]
+PathT = tuple[str | int, ...]
 
 # Lambda sets these itself and rejects a function configuration that defines them.
 RESERVED_ENV_KEYS = frozenset({
@@ -35,7 +35,7 @@ ECR_NAME_RE = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a
 POLICY_ARN_RE = re.compile(
     r"arn:aws[a-z-]*:iam::(aws|\d{12}):policy/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}", re.ASCII
 )
-TAG_TEXT_RE = re.compile(r"[\w\s.:/=+\-@]*")
+TAG_TEXT_RE = re.compile(r"[\w\s.:/=+\-@]*")  # what S3, ECR, IAM and Lambda all accept
 IP_RE = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
@@ -72,7 +72,7 @@ def bucket_name_problems(name: str) -> list[str]:
         reasons.append(f"it must be 3–63 characters long (it is {len(name)})")
     if re.search("[A-Z]", name):
         reasons.append("uppercase letters are not allowed")
-    reasons += _stray_characters(name, "[a-zA-Z0-9.-]", "lowercase letters, digits, \".\" and \"-\"")
+    reasons += _stray_characters(name, allowed="[a-zA-Z0-9.-]", words='lowercase letters, digits, "." and "-"')
     if name and not (re.match("[a-z0-9]", name) and re.search("[a-z0-9]$", name)):
         reasons.append("it must start and end with a lowercase letter or digit")
     if ".." in name:
@@ -84,7 +84,7 @@ def bucket_name_problems(name: str) -> list[str]:
     return reasons
 
 
-def _stray_characters(name: str, allowed: str, words: str) -> list[str]:
+def _stray_characters(name: str, *, allowed: str, words: str) -> list[str]:
     stray = sorted(set(re.sub(allowed, "", name)))
     if not stray:
         return []
@@ -92,7 +92,7 @@ def _stray_characters(name: str, allowed: str, words: str) -> list[str]:
     return [f"only {words} are allowed (found {shown})"]
 
 
-def _named(value: Any, kind: str, reasons: list[str]) -> str | None:
+def _named(value: str, *, kind: str, reasons: list[str]) -> str | None:
     if not reasons:
         return None
     return f'"{value}" is not a valid {kind}: ' + "; ".join(reasons)
@@ -119,7 +119,7 @@ def _region(data: dict) -> Iterator[Finding]:
 
 def _bucket(data: dict) -> Iterator[Finding]:
     name = _text(data, "bucket", "name")
-    if name is not None and (message := _named(name, "S3 bucket name", bucket_name_problems(name))):
+    if name is not None and (message := _named(name, kind="S3 bucket name", reasons=bucket_name_problems(name))):
         yield Finding(("bucket", "name"), message)
     bucket = _section(data, "bucket")
     encryption = bucket.get("encryption")
@@ -133,7 +133,8 @@ def _bucket(data: dict) -> Iterator[Finding]:
 
 def _database_key_problem(key: str) -> str | None:
     if key.startswith("/"):
-        return f'"{key}" must not start with "/": object keys are relative to the bucket (write {key.lstrip("/") or "database/app.db"})'
+        relative = key.lstrip("/") or "database/app.db"
+        return f'"{key}" must not start with "/": object keys are relative to the bucket (write {relative})'
     if key.startswith(RESERVED_KEY_PREFIX):
         return (f'"{key}" is under {RESERVED_KEY_PREFIX}, which canvas-reconcile reserves for its own '
                 "records; choose another prefix, such as database/")
@@ -153,24 +154,26 @@ def _repository(data: dict) -> Iterator[Finding]:
         reasons.append(f"it must be 2–256 characters long (it is {len(name)})")
     if re.search("[A-Z]", name):
         reasons.append("uppercase letters are not allowed")
-    reasons += _stray_characters(name, "[a-zA-Z0-9._/-]", "lowercase letters, digits, \".\", \"_\", \"-\" and \"/\"")
+    reasons += _stray_characters(
+        name, allowed="[a-zA-Z0-9._/-]", words='lowercase letters, digits, ".", "_", "-" and "/"'
+    )
     shape = re.sub("[^a-z0-9._/-]", "", name.lower())  # judge separators apart from case and strays
     if shape and not ECR_NAME_RE.fullmatch(shape):
         reasons.append('".", "_", "-" and "/" may only sit between letters or digits, one at a time (like team/my-app)')
-    if message := _named(name, "ECR repository name", reasons):
+    if message := _named(name, kind="ECR repository name", reasons=reasons):
         yield Finding(("repository", "name"), message)
 
 
 def _simple_name(value: str, *, limit: int, allowed: str, words: str) -> list[str]:
     reasons = [] if 1 <= len(value) <= limit else [f"it must be 1–{limit} characters long (it is {len(value)})"]
-    return reasons + _stray_characters(value, allowed, words)
+    return reasons + _stray_characters(value, allowed=allowed, words=words)
 
 
 def _role(data: dict) -> Iterator[Finding]:
     name = _text(data, "role", "name")
     if name is not None:
         reasons = _simple_name(name, limit=64, allowed=r"[A-Za-z0-9+=,.@_-]", words='letters, digits and "+=,.@_-"')
-        if message := _named(name, "IAM role name", reasons):
+        if message := _named(name, kind="IAM role name", reasons=reasons):
             yield Finding(("role", "name"), message)
     policies = _section(data, "role").get("managed_policies")
     for index, arn in enumerate(policies if isinstance(policies, list) else []):
@@ -190,7 +193,7 @@ def _function_name(data: dict) -> Iterator[Finding]:
     name = _text(data, "function", "name")
     if name is not None:
         reasons = _simple_name(name, limit=64, allowed="[A-Za-z0-9_-]", words='letters, digits, "-" and "_"')
-        if message := _named(name, "Lambda function name", reasons):
+        if message := _named(name, kind="Lambda function name", reasons=reasons):
             yield Finding(("function", "name"), message)
 
 
@@ -227,9 +230,10 @@ def _tags(data: dict) -> Iterator[Finding]:
         if message := _tag_key_problem(key, stack=_text(data, "stack")):
             yield Finding(("tags", key), message, at_key=True)
         elif isinstance(value, str) and not TAG_TEXT_RE.fullmatch(value):
-            yield Finding(("tags", key), _stray_characters(value, r"[\w\s.:/=+\-@]", _TAG_CHARS)[0])
+            yield Finding(("tags", key), _stray_characters(value, allowed=_TAG_CLASS, words=_TAG_CHARS)[0])
 
 
+_TAG_CLASS = r"[\w\s.:/=+\-@]"
 _TAG_CHARS = 'letters, digits, spaces and "_.:/=+-@"'
 
 
@@ -241,7 +245,7 @@ def _tag_key_problem(key: str, *, stack: str | None) -> str | None:
     if not 1 <= len(key) <= 128:
         return f"tag names must be 1–128 characters long (this one is {len(key)})"
     if not TAG_TEXT_RE.fullmatch(key):
-        return "in tag names, " + _stray_characters(key, r"[\w\s.:/=+\-@]", _TAG_CHARS)[0]
+        return "in tag names, " + _stray_characters(key, allowed=_TAG_CLASS, words=_TAG_CHARS)[0]
     return None
 
 

@@ -132,18 +132,18 @@ def load_spec(path: str | os.PathLike) -> Spec:
     file = str(os.fspath(path))
     raw = _read(file)
     doc = _parse(file, _decode(file, raw))
-    data = with_defaults(copy.deepcopy(doc.data))
+    data = _with_defaults(copy.deepcopy(doc.data))
     findings = run_checks(data)
     problems = [Problem(file, *issue.position, _dotted(issue.path), issue.message) for issue in doc.issues]
     problems += _schema_problems(file, doc)
-    problems += [_located(file, doc, f) for f in findings if not f.warning]
+    problems += [_located(file, doc, finding=f) for f in findings if not f.warning]
     if problems:
         raise SpecError(problems)
-    warnings = tuple(str(_located(file, doc, f)) for f in findings if f.warning)
+    warnings = tuple(str(_located(file, doc, finding=f)) for f in findings if f.warning)
     return Spec(file=file, data=data, sha256=hashlib.sha256(raw).hexdigest(), warnings=warnings)
 
 
-def _fail(file: str, message: str, position: Position | None = None) -> SpecError:
+def _fail(file: str, message: str, *, position: Position | None = None) -> SpecError:
     line, column = position if position else (None, None)
     return SpecError([Problem(file, line, column, "", message)])
 
@@ -171,25 +171,25 @@ def _decode(file: str, raw: bytes) -> str:
         column = len(raw[start:error.start].decode("utf-8-sig", errors="replace")) + 1
         message = (f"not valid UTF-8: byte 0x{raw[error.start]:02X} at byte offset {error.start} "
                    "cannot be decoded; save the file as UTF-8")
-        raise _fail(file, message, Position(line, column)) from None
+        raise _fail(file, message, position=Position(line, column)) from None
 
 
 def _parse(file: str, text: str) -> MarkedDocument:
     try:
         doc = load_marked(text)
     except YamlLoadError as error:
-        raise _fail(file, error.message, error.position) from None
+        raise _fail(file, error.message, position=error.position) from None
     *first, last = schema()["required"]
     required = f"{', '.join(first)} and {last}"
     if doc.root is None:
         raise _fail(file, f"the file is empty; canvas.yaml must be a mapping with {required}")
     if not isinstance(doc.data, dict):
         message = f"the document must be a mapping with {required}; got {_describe(doc.data)}"
-        raise _fail(file, message, doc.root)
+        raise _fail(file, message, position=doc.root)
     return doc
 
 
-def with_defaults(data: Any, node: dict | None = None) -> Any:
+def _with_defaults(data: Any, node: dict | None = None) -> Any:
     """Fill in the schema's `default`s, in place, wherever the enclosing mapping exists."""
     node = schema() if node is None else node
     if not isinstance(data, dict):
@@ -198,7 +198,7 @@ def with_defaults(data: Any, node: dict | None = None) -> Any:
         if key not in data and "default" in sub:
             data[key] = copy.deepcopy(sub["default"])
         elif key in data:
-            with_defaults(data[key], sub)
+            _with_defaults(data[key], sub)
     return data
 
 
@@ -209,7 +209,7 @@ def _dotted(path: Iterable[Any]) -> str:
     return text
 
 
-def _located(file: str, doc: MarkedDocument, finding: Finding) -> Problem:
+def _located(file: str, doc: MarkedDocument, *, finding: Finding) -> Problem:
     where = doc.key_position(finding.path) if finding.at_key else doc.value_position(finding.path)
     line, column = where if where else (None, None)
     return Problem(file, line, column, _dotted(finding.path), finding.message)
@@ -223,7 +223,7 @@ def _schema_problems(file: str, doc: MarkedDocument) -> list[Problem]:
     mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
     # A value of the wrong type also breaks its enum/const/pattern; say only the type.
     errors = [e for e in errors if e.validator == "type" or tuple(e.absolute_path) not in mistyped]
-    return [_located(file, doc, finding) for e in errors for finding in _translate(e, doc)]
+    return [_located(file, doc, finding=finding) for e in errors for finding in _translate(e, doc)]
 
 
 def _translate(error: ValidationError, doc: MarkedDocument) -> Iterator[Finding]:

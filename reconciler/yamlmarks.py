@@ -10,12 +10,12 @@ aliases and merge keys (`<<`) keep working: the walk follows PyYAML's precedence
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-Key = Union[str, int]
+Key = str | int
 PathT = tuple[Key, ...]
 
 MERGE_TAG = "tag:yaml.org,2002:merge"

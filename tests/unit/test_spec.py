@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import pathlib
 import time
@@ -11,7 +12,7 @@ import time
 import pytest
 
 from reconciler.spec import (
-    DERIVED_ENV_KEYS, RESERVED_ENV_KEYS, Problem, Spec, SpecError, check_region, load_spec,
+    DERIVED_ENV_KEYS, RESERVED_ENV_KEYS, Problem, Spec, SpecError, check_region, load_spec, schema,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -411,7 +412,9 @@ def test_invalid_policy_arns(write, arn):
     text = edited("arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole", arn)
     (problem,) = problems_of(write(text))
     assert problem.path == "role.managed_policies[0]"
-    assert problem.message.startswith(f'"{arn}" is not an IAM managed policy ARN; expected arn:aws:iam::aws:policy/NAME')
+    assert problem.message.startswith(
+        f'"{arn}" is not an IAM managed policy ARN; expected arn:aws:iam::aws:policy/NAME'
+    )
 
 
 @pytest.mark.parametrize("key", sorted(RESERVED_ENV_KEYS))
@@ -426,7 +429,9 @@ def test_every_reserved_env_key_is_rejected(write, key):
 @pytest.mark.parametrize("key, source", [("S3_BUCKET_NAME", "bucket.name"), ("S3_DB_KEY", "bucket.database_key")])
 def test_derived_env_keys_are_rejected(write, key, source):
     (problem,) = problems_of(write(edited('PORT: "8080"', f'PORT: "8080"\n    {key}: x')))
-    assert problem.message == f"{key} is set by canvas-reconcile from {source}; remove it here (change {source} instead)"
+    assert problem.message == (
+        f"{key} is set by canvas-reconcile from {source}; remove it here (change {source} instead)"
+    )
 
 
 @pytest.mark.parametrize("key", ["A", "1ABC", "MY-VAR", "MY.VAR", "_PRIVATE", "ÄPFEL"])
@@ -471,10 +476,12 @@ def test_derived_variables_count_towards_the_limit(write):
 
 
 @pytest.mark.parametrize("key, message", [
-    ("/database/app.db", '"/database/app.db" must not start with "/": object keys are relative to the bucket (write database/app.db)'),
+    ("/database/app.db", '"/database/app.db" must not start with "/": '
+                         "object keys are relative to the bucket (write database/app.db)"),
     ("canvas/app.db", '"canvas/app.db" is under canvas/, which canvas-reconcile reserves for its own records; '
                       "choose another prefix, such as database/"),
-    ("database/", '"database/" ends with "/", which names a folder; give the database file\'s key, such as database/app.db'),
+    ("database/", '"database/" ends with "/", which names a folder; '
+                  "give the database file's key, such as database/app.db"),
     ("k" * 1025, "is 1025 bytes long; S3 object keys are at most 1024 bytes"),
     ("", "must not be empty"),
 ])
@@ -749,7 +756,9 @@ def test_alias_bomb_is_reported_quickly(write):
     problem = only_problem(write(text))
     assert time.monotonic() - started < 5
     assert (problem.line, problem.column) == (1, 1)
-    assert problem.message == "aliases expand this document to more than 100000 values, far more than any canvas.yaml needs"
+    assert problem.message == (
+        "aliases expand this document to more than 100000 values, far more than any canvas.yaml needs"
+    )
 
 
 def test_moderate_alias_reuse_is_validated_normally(write):
@@ -825,7 +834,9 @@ def test_invalid_utf8_names_the_byte_and_position(write):
     problem = only_problem(write(raw))
     offset = raw.index(b"\xff")
     assert (problem.line, problem.column) == (2, 13)
-    assert problem.message == f"not valid UTF-8: byte 0xFF at byte offset {offset} cannot be decoded; save the file as UTF-8"
+    assert problem.message == (
+        f"not valid UTF-8: byte 0xFF at byte offset {offset} cannot be decoded; save the file as UTF-8"
+    )
 
 
 def test_utf8_bom_is_accepted(write):
@@ -921,3 +932,53 @@ def test_schema_errors_never_leak_jsonschema_wording(write):
     assert len(problems) == 10
     for problem in problems:
         assert "is not of type" not in problem.message and problem.message.startswith("expected ")
+
+
+# --- the schema itself: the README's canvas.yaml reference is generated from it -------
+
+
+def _subschemas(node: dict, path: str = "") -> list[tuple[str, dict]]:
+    found = [(path, node)]
+    for key, sub in node.get("properties", {}).items():
+        found += _subschemas(sub, f"{path}.{key}" if path else key)
+    for keyword in ("additionalProperties", "items"):
+        if isinstance(node.get(keyword), dict):
+            found += _subschemas(node[keyword], f"{path}[{keyword}]")
+    return found
+
+
+def test_schema_is_valid_draft_2020_12_and_ships_in_the_package():
+    from importlib.resources import files
+
+    import jsonschema
+
+    shipped = json.loads((files("reconciler") / "schemas" / "canvas.schema.json").read_text(encoding="utf-8"))
+    assert shipped == schema()
+    assert shipped["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(shipped)
+
+
+def test_every_property_has_a_description():
+    undescribed = [path for path, node in _subschemas(schema())
+                   if "[" not in path.rsplit(".", 1)[-1] and not node.get("description", "").strip()]
+    assert undescribed == []
+
+
+def test_every_object_forbids_unknown_keys():
+    objects = [(path, node) for path, node in _subschemas(schema()) if node.get("type") == "object"]
+    assert len(objects) >= 10
+    for path, node in objects:
+        if "properties" in node:
+            assert node.get("additionalProperties") is False, path
+        else:  # a free-form map: its values are still typed
+            assert node["additionalProperties"]["type"] == "string", path
+
+
+def test_required_keys_exist_and_defaults_are_valid():
+    import jsonschema
+
+    for path, node in _subschemas(schema()):
+        assert set(node.get("required", [])) <= set(node.get("properties", {})), path
+        if "default" in node:
+            jsonschema.Draft202012Validator(node).validate(node["default"])
+    assert schema()["required"] == ["version", "stack", "region", "bucket", "repository", "image", "role", "function"]
