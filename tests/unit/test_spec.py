@@ -7,6 +7,9 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
+import tempfile
+from pathlib import Path
 import time
 
 import pytest
@@ -782,14 +785,45 @@ def test_directory_instead_of_file(tmp_path):
     )
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions and a non-root user")
-def test_unreadable_file(write):
-    path = write(CONTRACT_TEXT)
+def _load_as_nobody(path: str) -> str:
+    """str(load problem) from a forked child that dropped root, so mode 000 really denies it."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: no pytest machinery from here on, only os._exit
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                load_spec(path)
+                text = "loaded"
+            except SpecError as error:
+                text = str(error)
+            os.write(write_end, text.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        text = pipe.read()
+    os.waitpid(pid, 0)
+    return text
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_unreadable_file():
+    # root reads any file, so as root the check runs in a child that gives up root first.
+    folder = tempfile.mkdtemp()
+    os.chmod(folder, 0o755)
+    path = os.path.join(folder, "canvas.yaml")
+    Path(path).write_text(CONTRACT_TEXT)
     os.chmod(path, 0)
     try:
-        assert str(only_problem(path)) == f"{path}: cannot read the file: permission denied"
+        if os.geteuid() == 0:
+            assert _load_as_nobody(path) == f"{path}: cannot read the file: permission denied"
+        else:
+            assert str(only_problem(path)) == f"{path}: cannot read the file: permission denied"
     finally:
         os.chmod(path, 0o644)
+        shutil.rmtree(folder)
 
 
 def test_unreadable_file_via_os_error(tmp_path):
