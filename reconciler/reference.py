@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import json
 import sys
-from importlib import resources
 from pathlib import Path
+
+from reconciler.spec import schema
 
 START = "<!-- canvas-reference:start (generated from schemas/canvas.schema.json; do not edit) -->"
 END = "<!-- canvas-reference:end -->"
-
-
-def load_schema() -> dict:
-    return json.loads((resources.files("reconciler") / "schemas" / "canvas.schema.json").read_text())
 
 
 def _resolve(node: dict, schema: dict) -> dict:
@@ -62,7 +59,7 @@ def rows(schema: dict, node: dict | None = None, prefix: str = "") -> list[tuple
 
 def render() -> str:
     lines = [START, "", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
-    lines += [f"| `{path}` | {kind} | {default} | {description} |" for path, kind, default, description in rows(load_schema())]
+    lines += [f"| `{path}` | {kind} | {default} | {description} |" for path, kind, default, description in rows(schema())]
     lines += ["", END]
     return "\n".join(lines)
 
