@@ -79,6 +79,17 @@ def fan_out(calls: dict[str, Callable[[], T]]) -> dict[str, T]:
     return {key: future.result() for key, future in futures.items()}
 
 
+def absent_on(codes: tuple[str, ...], call: Callable[[], T]) -> T | None:
+    """The call's answer, or None when AWS says the thing is not there (NotFound → None,
+    at the client boundary, so the kinds never see the exception)."""
+    try:
+        return call()
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) in codes:
+            return None
+        raise
+
+
 def error_code(exc: BaseException) -> str:
     if isinstance(exc, botocore.exceptions.ClientError):
         return exc.response.get("Error", {}).get("Code", "ClientError")
@@ -89,10 +100,6 @@ def error_message(exc: BaseException) -> str:
     if isinstance(exc, botocore.exceptions.ClientError):
         return exc.response.get("Error", {}).get("Message", "") or str(exc)
     return str(exc)
-
-
-def is_error(exc: BaseException, *codes: str) -> bool:
-    return isinstance(exc, botocore.exceptions.ClientError) and error_code(exc) in codes
 
 
 def describe_connection_error(exc: BaseException) -> str | None:

@@ -4,7 +4,7 @@ Manages scan on push, tag mutability and tags. Images inside it belong to contai
 """
 from __future__ import annotations
 
-from reconciler.aws import is_error
+from reconciler.aws import absent_on
 from reconciler.diff import Field
 from reconciler.normalize import desired_tags, tags_from_aws, tags_to_aws
 
@@ -34,12 +34,11 @@ def desired(spec, region: str) -> dict:
 
 def read(clients, want: dict) -> dict | None:
     ecr = clients.ecr
-    try:
-        repo = ecr.describe_repositories(repositoryNames=[want["name"]])["repositories"][0]
-    except Exception as exc:
-        if is_error(exc, "RepositoryNotFoundException"):
-            return None
-        raise
+    answer = absent_on(("RepositoryNotFoundException",),
+                       lambda: ecr.describe_repositories(repositoryNames=[want["name"]]))
+    if answer is None:
+        return None
+    repo = answer["repositories"][0]
     tags = ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"]).get("tags", [])
     return {
         "name": repo["repositoryName"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from reconciler.aws import fan_out, is_error
+from reconciler.aws import absent_on, fan_out
 from reconciler.diff import Field
 from reconciler.normalize import canonical_policy, desired_tags, partition, policy_identity, tags_from_aws, tags_to_aws
 
@@ -74,12 +74,10 @@ def desired(spec, region: str) -> dict:
 
 def read(clients, want: dict) -> dict | None:
     iam, role_name = clients.iam, want["name"]
-    try:
-        role = iam.get_role(RoleName=role_name)["Role"]
-    except Exception as exc:
-        if is_error(exc, "NoSuchEntity"):
-            return None
-        raise
+    answer = absent_on(("NoSuchEntity",), lambda: iam.get_role(RoleName=role_name))
+    if answer is None:
+        return None
+    role = answer["Role"]
     lists = fan_out({
         "managed": lambda: _attached_policies(iam, role_name),
         "inline": lambda: _inline_policy_names(iam, role_name),

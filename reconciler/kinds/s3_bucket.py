@@ -5,7 +5,7 @@ default encryption, the public access block and tags. Apply never deletes a buck
 """
 from __future__ import annotations
 
-from reconciler.aws import fan_out, is_error
+from reconciler.aws import absent_on, fan_out
 from reconciler.diff import Field
 from reconciler.errors import ReconcileError
 from reconciler.normalize import desired_tags, tags_from_aws, tags_to_aws
@@ -50,12 +50,10 @@ def desired(spec, region: str) -> dict:
 def read(clients, want: dict) -> dict | None:
     s3 = clients.s3
     bucket = want["name"]
-    try:
-        location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
-    except Exception as exc:
-        if is_error(exc, "NoSuchBucket", "404"):
-            return None
-        raise
+    answer = absent_on(("NoSuchBucket", "404"), lambda: s3.get_bucket_location(Bucket=bucket))
+    if answer is None:
+        return None
+    location = answer.get("LocationConstraint")
     region = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
     if region != want["region"]:
         raise RegionMismatch(
@@ -72,23 +70,16 @@ def read(clients, want: dict) -> dict | None:
 
 
 def _read_encryption(s3, bucket: str) -> tuple[str | None, str | None]:
-    try:
-        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
-    except Exception as exc:
-        if is_error(exc, "ServerSideEncryptionConfigurationNotFoundError"):
-            return None, None
-        raise
+    answer = absent_on(("ServerSideEncryptionConfigurationNotFoundError",),
+                       lambda: s3.get_bucket_encryption(Bucket=bucket))
+    rules = answer["ServerSideEncryptionConfiguration"]["Rules"] if answer else []
     default = rules[0].get("ApplyServerSideEncryptionByDefault", {}) if rules else {}
     return default.get("SSEAlgorithm"), default.get("KMSMasterKeyID")
 
 
 def _read_public_access_block(s3, bucket: str):
-    try:
-        config = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-    except Exception as exc:
-        if is_error(exc, "NoSuchPublicAccessBlockConfiguration"):
-            return False
-        raise
+    answer = absent_on(("NoSuchPublicAccessBlockConfiguration",), lambda: s3.get_public_access_block(Bucket=bucket))
+    config = answer["PublicAccessBlockConfiguration"] if answer else {}
     flags = [config.get(flag, False) for flag in _PAB_FLAGS]
     if all(flags) or not any(flags):
         return all(flags)
@@ -97,12 +88,8 @@ def _read_public_access_block(s3, bucket: str):
 
 
 def _read_tags(s3, bucket: str) -> dict[str, str]:
-    try:
-        return tags_from_aws(s3.get_bucket_tagging(Bucket=bucket)["TagSet"])
-    except Exception as exc:
-        if is_error(exc, "NoSuchTagSet", "NoSuchTagSetError"):
-            return {}
-        raise
+    answer = absent_on(("NoSuchTagSet", "NoSuchTagSetError"), lambda: s3.get_bucket_tagging(Bucket=bucket))
+    return tags_from_aws(answer["TagSet"] if answer else [])
 
 
 def create(clients, want: dict) -> None:
