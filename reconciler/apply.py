@@ -32,22 +32,50 @@ class ApplyResult:
         return self.failed is None
 
 
+def ordered_steps(plan: Plan) -> list[ResourceChange]:
+    """Creates and updates in dependency order, then deletes in reverse (a permission goes
+    before its function, a function before its role)."""
+    pending = list(plan.pending)
+    deletes = [c for c in pending if c.action is Action.DELETE]
+    return [c for c in pending if c.action is not Action.DELETE] + deletes[::-1]
+
+
 def apply_plan(plan: Plan, clients, *, echo: Callable[..., None], clock: Callable[[], float] = time.monotonic,
                kinds=BY_TYPE) -> ApplyResult:
-    steps = list(plan.pending)
+    steps = ordered_steps(plan)
     result = ApplyResult()
     for index, change in enumerate(steps, 1):
         echo(f"[{index}/{len(steps)}] {change.action.value} {change.address} … ", nl=False)
-        started = clock()
+        started, step = clock(), _StepOutput(echo)
+        clients.notify = step.note
         try:
             run_step(kinds[change.type], change, clients)
         except STEP_ERRORS as exc:
-            echo(f"FAIL: {describe_failure(exc)}")
+            step.finish(f"FAIL: {describe_failure(exc)}")
             result.failed, result.remaining = change, steps[index:]
             return result
-        echo(f"SUCCESS ({clock() - started:.1f}s)")
+        finally:
+            clients.notify = lambda message: None
+        step.finish(f"SUCCESS ({clock() - started:.1f}s)")
         result.done.append(change)
     return result
+
+
+class _StepOutput:
+    """A step's status stays on its own line unless the step has something to say while it
+    works (a retry, a wait); then the notes go indented under it and the status follows."""
+
+    def __init__(self, echo: Callable[..., None]):
+        self.echo, self.noted = echo, False
+
+    def note(self, message: str) -> None:
+        if not self.noted:
+            self.echo("")
+            self.noted = True
+        self.echo(f"      {message}")
+
+    def finish(self, status: str) -> None:
+        self.echo(f"      {status}" if self.noted else status)
 
 
 def run_step(kind, change: ResourceChange, clients) -> None:
@@ -55,6 +83,11 @@ def run_step(kind, change: ResourceChange, clients) -> None:
         kind.create(clients, change.desired)
     elif change.action is Action.UPDATE:
         kind.update(clients, change.desired, change.live, change.changed_paths)
+    elif change.action is Action.REPLACE and hasattr(kind, "delete"):
+        kind.delete(clients, change.live)
+        kind.create(clients, change.desired)
+    elif change.action is Action.DELETE and hasattr(kind, "delete"):
+        kind.delete(clients, change.live)
     else:
         raise ReconcileError(f"{change.action.value} is not supported for {change.type}")
 

@@ -7,6 +7,7 @@ so throttling is absorbed here and nowhere else.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, TypeVar
 
@@ -25,9 +26,14 @@ RETRY_CONFIG = botocore.config.Config(
 class Clients:
     """boto3 clients for one region/profile/endpoint, created once and reused."""
 
-    def __init__(self, *, region: str, profile: str | None = None, endpoint_url: str | None = None):
+    def __init__(self, *, region: str, profile: str | None = None, endpoint_url: str | None = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
         self.region = region
         self.endpoint_url = endpoint_url
+        # Injected so tests of retries and waits never really sleep (chalice's TypedAWSClient does the same).
+        self.sleep, self.clock = sleep, clock
+        # Where a long step says what it is waiting for; apply points it at the step's output.
+        self.notify: Callable[[str], None] = lambda message: None
         self._session = boto3.Session(profile_name=profile, region_name=region)
         self._clients: dict[str, object] = {}
         self._lock = threading.Lock()
@@ -64,6 +70,10 @@ class Clients:
     def sts(self):
         return self.client("sts")
 
+    @property
+    def awslambda(self):
+        return self.client("lambda")
+
     def services(self) -> dict[str, object]:
         return dict(self._clients)
 
@@ -88,6 +98,24 @@ def absent_on(codes: tuple[str, ...], call: Callable[[], T]) -> T | None:
         if error_code(exc) in codes:
             return None
         raise
+
+
+def retry(call: Callable[[], T], *, clients: Clients, retryable: Callable[[BaseException], bool],
+          waiting_for: str, budget: float = 120.0) -> T:
+    """Retry one AWS call while `retryable` says the error is passing (IAM propagation, an
+    update in progress), backing off 1, 2, 4 … 10 s within `budget` seconds; any other error,
+    or the budget spent, is raised as it came."""
+    deadline, delay, attempt = clients.clock() + budget, 1.0, 0
+    while True:
+        try:
+            return call()
+        except botocore.exceptions.ClientError as exc:
+            attempt += 1
+            if not retryable(exc) or clients.clock() + delay > deadline:
+                raise
+            clients.notify(f"{waiting_for}: {error_code(exc)}; retry {attempt} in {delay:g}s")
+            clients.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 def error_code(exc: BaseException) -> str:

@@ -49,6 +49,8 @@ class ResourceChange:
     # never re-reads between showing a plan and carrying it out.
     desired: dict | None = field(default=None, compare=False, repr=False)
     live: dict | None = field(default=None, compare=False, repr=False)
+    # A sentence the plan shows under the resource (e.g. an image not pushed yet).
+    note: str | None = None
 
     @property
     def address(self) -> str:
@@ -65,6 +67,7 @@ class ResourceChange:
             "name": self.name,
             "action": self.action.value,
             "attributes": [a.to_json() for a in self.attributes],
+            **({"note": self.note} if self.note else {}),
         }
 
 

@@ -14,42 +14,89 @@ from reconciler.diff import diff
 from reconciler.errors import PlanError, ReconcileError
 from reconciler.kinds import KINDS
 from reconciler.normalize import STACK_TAG
-from reconciler.plan import Action, Plan, ResourceChange
+from reconciler.plan import Action, AttributeChange, Plan, ResourceChange
+from reconciler.target import Target, discover
 
 
-def build_plan(spec, clients, *, region: str, kinds=KINDS, max_workers: int | None = None) -> Plan:
-    wants = [(kind, kind.desired(spec, region)) for kind in kinds]
-    clients.warm({kind.SERVICE for kind in kinds})
+def desired_resources(spec, target: Target, kinds=KINDS) -> list[tuple[object, dict]]:
+    """(kind, desired document) for every resource canvas.yaml declares, in dependency order."""
+    out = []
+    for kind in kinds:
+        wanted = kind.desired(spec, target)
+        for want in wanted if isinstance(wanted, list) else [wanted] if wanted is not None else []:
+            out.append((kind, want))
+    return out
+
+
+def read_live(clients, wants, *, max_workers: int | None = None) -> tuple[dict, list[str]]:
+    """{address: live document or None} for each wanted resource, read concurrently, and the problems."""
+    clients.warm({kind.SERVICE for kind, _ in wants})
     with ThreadPoolExecutor(max_workers=max_workers or len(wants)) as pool:
         futures = [pool.submit(kind.read, clients, want) for kind, want in wants]
-    changes, problems = [], []
+    lives, problems = {}, []
     for (kind, want), future in zip(wants, futures):
         address = f"{kind.TYPE}.{want['name']}"
         try:
-            have = future.result()
+            lives[address] = future.result()
         except Exception as exc:
             problems.append(_read_problem(address, exc))
-            continue
+    return lives, problems
+
+
+def build_plan(spec, clients, *, region: str, kinds=KINDS, max_workers: int | None = None,
+               target: Target | None = None) -> Plan:
+    target = target or _discover(clients, region)
+    wants = desired_resources(spec, target, kinds)
+    lives, problems = read_live(clients, wants, max_workers=max_workers)
+    changes = []
+    for kind, want in wants:
+        address = f"{kind.TYPE}.{want['name']}"
+        if address not in lives:
+            continue  # its read failed; the problem is listed
+        have = lives[address]
         foreign = _foreign_owner(have, spec.stack)
         if foreign:
             problems.append(
                 f"{address} belongs to stack {foreign!r} (tag {STACK_TAG}), not to {spec.stack!r}; "
                 "it was left untouched — use another name in canvas.yaml, or retag it if it really is this stack's")
             continue
-        changes.append(resource_change(kind, want, have))
+        if hasattr(kind, "resolve"):
+            want = kind.resolve(want, lives)
+        change = resource_change(kind, want, have)
+        if change is not None:
+            changes.append(change)
     if problems:
         raise PlanError(problems)
     return Plan(stack=spec.stack, region=region, changes=tuple(changes), warnings=tuple(spec.warnings))
 
 
-def resource_change(kind, want: dict, have: dict | None) -> ResourceChange:
+def resource_change(kind, want: dict, have: dict | None) -> ResourceChange | None:
+    """The change that brings `have` to `want`; None when neither wants nor has it."""
+    note = kind.note(want, have) if hasattr(kind, "note") else None
+    if want.get("absent"):
+        if have is None:
+            return None
+        removed = tuple(AttributeChange(a.path, a.after, None, a.sensitive) for a in diff(kind.FIELDS, have, None))
+        return ResourceChange(type=kind.TYPE, name=want["name"], action=Action.DELETE,
+                              attributes=removed, desired=want, live=have)
     attributes = tuple(diff(kind.FIELDS, want, have))
     if have is None:
         action = Action.CREATE
+    elif not attributes:
+        action = Action.NOOP
     else:
-        action = Action.UPDATE if attributes else Action.NOOP
+        action = Action.REPLACE if getattr(kind, "REPLACE_ON_CHANGE", False) else Action.UPDATE
     return ResourceChange(type=kind.TYPE, name=want["name"], action=action, attributes=attributes,
-                          desired=want, live=have)
+                          desired=want, live=have, note=note)
+
+
+def _discover(clients, region: str) -> Target:
+    try:
+        return discover(clients, region)
+    except (ClientError, BotoCoreError) as exc:
+        raise ReconcileError(describe_connection_error(exc) or
+                             f"cannot tell which account this is (sts:GetCallerIdentity): "
+                             f"{error_code(exc)}: {error_message(exc)}") from exc
 
 
 def _foreign_owner(have: dict | None, stack: str) -> str | None:

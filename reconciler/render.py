@@ -71,6 +71,8 @@ def _diff_line(line: str) -> str:
 def resource_block(change: ResourceChange) -> list[str]:
     symbol = click.style(_SYMBOL[change.action], fg=_COLOUR[change.action], bold=True)
     lines = [f"  {symbol} {change.address} {_VERB[change.action]}"]
+    if change.note:
+        lines.append(f"      ({change.note})")
     lines += [f"      {line}" for attr in change.attributes for line in attribute_lines(attr)]
     return lines
 

@@ -1,11 +1,20 @@
 """The resource kinds, one module each, all with the same small interface.
 
-Each module has TYPE, SERVICE, FIELDS and name(spec), desired(spec, region) -> dict,
-read(clients, want) -> dict | None (read-only calls; None when absent),
-create(clients, want) and update(clients, want, have, paths).
+Each module has TYPE, SERVICE (the boto3 client it reads with), FIELDS (the comparable
+attributes) and:
+  desired(spec, target) -> dict | list[dict] | None   None: canvas.yaml does not declare it;
+                                                      a doc with "absent": True must not exist
+  read(clients, want) -> dict | None                  read-only calls; None when absent
+  create(clients, want); update(clients, want, have, paths); delete(clients, have)
+and optionally resolve(want, lives) (desired values only live AWS knows, such as the digest
+a tag points at), note(want, have) (a line for the plan) and REPLACE_ON_CHANGE.
 KINDS is in dependency order: apply creates in this order and deletes in reverse.
 """
-from reconciler.kinds import ecr_repository, iam_role, s3_bucket
+from reconciler.kinds import (
+    container_image, ecr_repository, iam_role, lambda_function, lambda_function_url, lambda_permission, s3_bucket,
+)
 
-KINDS = (s3_bucket, ecr_repository, iam_role)
+KINDS = (s3_bucket, ecr_repository, container_image, iam_role, lambda_function, lambda_function_url,
+         lambda_permission)
+FOUNDATION = (s3_bucket, ecr_repository, iam_role)
 BY_TYPE = {kind.TYPE: kind for kind in KINDS}

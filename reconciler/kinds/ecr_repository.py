@@ -22,7 +22,7 @@ def name(spec) -> str:
     return spec.repository["name"]
 
 
-def desired(spec, region: str) -> dict:
+def desired(spec, target) -> dict:
     repo = spec.repository
     return {
         "name": repo["name"],

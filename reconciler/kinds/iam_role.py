@@ -57,7 +57,7 @@ def database_policy(bucket: str, key: str, region: str) -> dict:
     }
 
 
-def desired(spec, region: str) -> dict:
+def desired(spec, target) -> dict:
     role = spec.role
     managed = role.get("managed_policies")
     return {
@@ -66,7 +66,7 @@ def desired(spec, region: str) -> dict:
         "managed_policies": sorted(managed) if managed is not None else None,
         "inline_policies": {
             DATABASE_POLICY: canonical_policy(
-                database_policy(spec.bucket["name"], spec.bucket["database_key"], region)),
+                database_policy(spec.bucket["name"], spec.bucket["database_key"], target.region)),
         },
         "tags": desired_tags(spec),
     }

@@ -33,11 +33,11 @@ def name(spec) -> str:
     return spec.bucket["name"]
 
 
-def desired(spec, region: str) -> dict:
+def desired(spec, target) -> dict:
     bucket = spec.bucket
     return {
         "name": bucket["name"],
-        "region": region,
+        "region": target.region,
         "versioning": None if bucket.get("versioning") is None
         else ("Enabled" if bucket["versioning"] else "Suspended"),
         "encryption": bucket.get("encryption"),

@@ -10,9 +10,16 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
+
+from tests.ecr_images import register_image
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = ROOT / "canvas.yaml"
+# The contract's names, for the tests of the whole stack.
+STACK, BUCKET, DB_KEY = "code-canvas-astro", "code-canvas-astro-db", "database/taskManagement.db"
+REPO, TAG = "python-repl-container-lambda", "v1.2"
+ROLE, FUNCTION = "code-canvas-astro-lambda-role", "code-canvas-astro-lambda"
 
 
 @dataclass
@@ -52,6 +59,8 @@ def aws(moto_endpoint):
         s3 = boto3.client("s3", region_name="us-west-2")
         ecr = boto3.client("ecr", region_name="us-west-2")
         iam = boto3.client("iam", region_name="us-west-2")
+        lambda_ = boto3.client("lambda", region_name="us-west-2")
+        sts = boto3.client("sts", region_name="us-west-2")
     return Aws
 
 
@@ -62,3 +71,27 @@ def dead_endpoint():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def prebuilt_canvas(canvas):
+    """The contract canvas.yaml without `image.build`: the image is pushed by other means
+    (tests/ecr_images.register_image), so the tool must never try to build it."""
+    document = yaml.safe_load(canvas.read_text())
+    del document["image"]["build"]
+    canvas.write_text(yaml.safe_dump(document, sort_keys=False))
+    return canvas
+
+
+@pytest.fixture
+def deployed(prebuilt_canvas, reconcile, aws) -> str:
+    """The whole stack applied with one `apply`; returns the digest of the image it runs.
+
+    The repository is made first, tagged as apply would make it, so that an image can be
+    pushed into it before the function is created."""
+    aws.ecr.create_repository(repositoryName=REPO, imageScanningConfiguration={"scanOnPush": True},
+                              tags=[{"Key": "canvas:stack", "Value": STACK}])
+    digest = register_image(aws.ecr, REPO, TAG, b"the first image")
+    run = reconcile("apply", "--auto-approve")
+    assert run.code == 0, run.out + run.err
+    return digest

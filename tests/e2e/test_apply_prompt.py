@@ -1,21 +1,19 @@
 """apply's confirmation prompt, driven through click's runner with a terminal stand-in."""
 from __future__ import annotations
 
-import shutil
-
 import boto3
 import pytest
 from click.testing import CliRunner
 
 from reconciler import cli
-from tests.e2e.conftest import CONTRACT
+from tests.e2e.conftest import REPO, STACK, TAG
+from tests.ecr_images import register_image
 
 
 @pytest.fixture
-def terminal(monkeypatch, tmp_path):
+def terminal(monkeypatch, prebuilt_canvas):
     """A CliRunner in a directory holding the contract canvas.yaml, with stdin taken as a TTY."""
-    shutil.copy(CONTRACT, tmp_path / "canvas.yaml")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(prebuilt_canvas.parent)
     monkeypatch.setattr(cli, "stdin_is_tty", lambda: True)
     return CliRunner()
 
@@ -28,15 +26,23 @@ def test_anything_but_yes_cancels_and_changes_nothing(terminal, moto_endpoint, a
     assert boto3.client("s3").list_buckets()["Buckets"] == []
 
 
-def test_yes_applies(terminal, moto_endpoint):
+@pytest.fixture
+def image_pushed(aws):
+    """The repository and its image exist already, so a whole apply can succeed."""
+    aws.ecr.create_repository(repositoryName=REPO, imageScanningConfiguration={"scanOnPush": True},
+                              tags=[{"Key": "canvas:stack", "Value": STACK}])
+    return register_image(aws.ecr, REPO, TAG, b"an image")
+
+
+def test_yes_applies(terminal, image_pushed):
     result = terminal.invoke(cli.main, ["apply"], input="yes\n")
     assert result.exit_code == 0, result.output
     assert "Apply these changes?" in result.output
-    assert "[3/3] create iam_role.code-canvas-astro-lambda-role … SUCCESS" in result.output
+    assert "[6/6] create lambda_permission.FunctionURLInvokeAllowPublicAccess … SUCCESS" in result.output
     assert [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]] == ["code-canvas-astro-db"]
 
 
-def test_converged_stack_is_not_prompted(terminal, moto_endpoint):
+def test_converged_stack_is_not_prompted(terminal, image_pushed):
     assert terminal.invoke(cli.main, ["apply", "--auto-approve"]).exit_code == 0
     result = terminal.invoke(cli.main, ["apply"], input="")
     assert result.exit_code == 0

@@ -7,7 +7,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import FUNCTION, ROOT
+from tests.ecr_images import register_image
 
 PLAN_SCHEMA = json.loads((ROOT / "schemas" / "plan.schema.json").read_text())
 BUCKET, REPO, ROLE = "code-canvas-astro-db", "python-repl-container-lambda", "code-canvas-astro-lambda-role"
@@ -20,7 +21,10 @@ def test_plan_from_nothing_lists_every_create_and_exits_2(reconcile, canvas, mot
     assert f"+ ecr_repository.{REPO} will be created" in run.out
     assert f"+ iam_role.{ROLE} will be created" in run.out
     assert "+ versioning: Enabled" in run.out
-    assert run.out.rstrip().endswith("Plan: 3 to create, 0 to update, 0 to replace, 0 to delete.")
+    assert "+ lambda_function.code-canvas-astro-lambda will be created" in run.out
+    # The image is not there yet, and the plan says so in words.
+    assert "image python-repl-container-lambda:v1.2 is not in ECR yet" in run.out
+    assert run.out.rstrip().endswith("Plan: 8 to create, 0 to update, 0 to replace, 0 to delete.")
 
 
 def test_plan_json_matches_its_schema_and_lists_every_resource(reconcile, canvas, moto_endpoint):
@@ -29,19 +33,31 @@ def test_plan_json_matches_its_schema_and_lists_every_resource(reconcile, canvas
     document = json.loads(run.out)
     jsonschema.validate(document, PLAN_SCHEMA)
     assert [c["address"] for c in document["changes"]] == [
-        f"s3_bucket.{BUCKET}", f"ecr_repository.{REPO}", f"iam_role.{ROLE}"]
-    assert document["summary"] == {"create": 3, "update": 0, "replace": 0, "delete": 0, "no-op": 0}
+        f"s3_bucket.{BUCKET}", f"ecr_repository.{REPO}", f"container_image.{REPO}:v1.2", f"iam_role.{ROLE}",
+        f"lambda_function.{FUNCTION}", f"lambda_function_url.{FUNCTION}",
+        "lambda_permission.FunctionURLAllowPublicAccess", "lambda_permission.FunctionURLInvokeAllowPublicAccess"]
+    assert document["summary"] == {"create": 8, "update": 0, "replace": 0, "delete": 0, "no-op": 0}
     bucket = document["changes"][0]
     assert {"path": "tags.canvas:stack", "before": None, "after": "code-canvas-astro"} in bucket["attributes"]
 
 
-def test_apply_then_plan_is_empty_and_second_apply_changes_nothing(reconcile, canvas, aws):
+def test_first_apply_stops_at_the_missing_image_then_continues_once_it_is_pushed(reconcile, prebuilt_canvas, aws):
     first = reconcile("apply", "--auto-approve")
-    assert first.code == 0, first.err
-    for index, address in enumerate([f"s3_bucket.{BUCKET}", f"ecr_repository.{REPO}", f"iam_role.{ROLE}"], 1):
-        assert f"[{index}/3] create {address} … SUCCESS (" in first.out
+    assert first.code == 1
+    assert f"[1/8] create s3_bucket.{BUCKET} … SUCCESS (" in first.out
+    assert f"[2/8] create ecr_repository.{REPO} … SUCCESS (" in first.out
+    assert f"[3/8] create container_image.{REPO}:v1.2 … FAIL: image {REPO}:v1.2 not found in ECR" in first.out
+    assert f"not run:  create lambda_function.{FUNCTION}" in first.err
     assert aws.s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
 
+    register_image(aws.ecr, REPO, "v1.2", b"pushed by hand")
+    second = reconcile("apply", "--auto-approve")
+    assert second.code == 0, second.out + second.err
+    assert f"[1/5] create iam_role.{ROLE} … SUCCESS (" in second.out
+    assert "[5/5] create lambda_permission.FunctionURLInvokeAllowPublicAccess … SUCCESS (" in second.out
+
+
+def test_apply_then_plan_is_empty_and_second_apply_changes_nothing(reconcile, deployed, aws):
     plan = reconcile("plan", "--detailed-exitcode")
     assert plan.code == 0, plan.out + plan.err
     assert "No changes. Live state matches canvas.yaml." in plan.out
@@ -51,12 +67,11 @@ def test_apply_then_plan_is_empty_and_second_apply_changes_nothing(reconcile, ca
     assert "SUCCESS" not in again.out and "No changes." in again.out
 
     json_plan = json.loads(reconcile("plan", "--json").out)
-    assert json_plan["summary"]["no-op"] == 3
+    assert json_plan["summary"]["no-op"] == 8
     assert all(c["action"] == "no-op" and c["attributes"] == [] for c in json_plan["changes"])
 
 
-def test_drift_made_by_hand_is_shown_exits_2_and_apply_repairs_it(reconcile, canvas, aws):
-    assert reconcile("apply", "--auto-approve").code == 0
+def test_drift_made_by_hand_is_shown_exits_2_and_apply_repairs_it(reconcile, deployed, aws):
     aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
     aws.ecr.put_image_scanning_configuration(repositoryName=REPO, imageScanningConfiguration={"scanOnPush": False})
 

@@ -19,6 +19,7 @@ from botocore.awsrequest import AWSResponse
 
 from reconciler.apply import ApplyResult, apply_plan
 from reconciler.aws import Clients
+from reconciler.kinds import FOUNDATION
 from reconciler.plan import Plan, ResourceChange
 from reconciler.planner import build_plan
 from reconciler.spec import load_spec
@@ -218,7 +219,7 @@ class Canvas:
 
     def plan(self) -> Plan:
         spec = self.spec()
-        return build_plan(spec, self.clients, region=spec.region)
+        return build_plan(spec, self.clients, region=spec.region, kinds=FOUNDATION)
 
     def apply(self, plan: Plan | None = None, **kwargs) -> Applied:
         echo = Echo()

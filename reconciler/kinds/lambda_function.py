@@ -1,0 +1,194 @@
+"""lambda_function: the container-image function.
+
+Manages the image (by digest: a new image pushed under the same tag is drift, `image_digest`),
+the role, memory, timeout, /tmp size, environment (the user's variables plus the derived
+S3_BUCKET_NAME and S3_DB_KEY), architectures, reserved concurrency and tags. Code and
+configuration are separate Lambda updates that may not overlap, so every write first waits
+for the function to settle, and a ResourceConflictException is retried.
+"""
+from __future__ import annotations
+
+import re
+
+from reconciler.aws import absent_on, error_code, error_message, retry
+from reconciler.diff import Field
+from reconciler.errors import ReconcileError
+from reconciler.kinds import container_image
+from reconciler.normalize import desired_tags
+
+TYPE = "lambda_function"
+SERVICE = "lambda"
+
+_SECRET = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY|AUTH|DSN", re.I)
+# S3_DB_KEY names an object key, not a secret; other *_KEY names are treated as secret.
+_NOT_SECRET = {"S3_DB_KEY", "S3_BUCKET_NAME"}
+
+
+def looks_secret(key: str, value) -> bool:
+    if key in _NOT_SECRET:
+        return False
+    return bool(_SECRET.search(key) or key.upper().endswith("_KEY"))
+
+
+FIELDS = (
+    Field("image_repository"),
+    Field("image_digest"),
+    Field("role"),
+    Field("memory"),
+    Field("timeout"),
+    Field("ephemeral_storage"),
+    # update_function_configuration replaces the whole set, so a variable added by hand is
+    # drift too (purge), and values that look secret never reach the screen.
+    Field("environment", per_key=True, purge=True, sensitive=looks_secret),
+    Field("architectures"),
+    Field("reserved_concurrency"),
+    Field("tags", per_key=True),
+)
+_CONFIGURATION = {"role": "Role", "memory": "MemorySize", "timeout": "Timeout"}
+
+
+def derived_environment(spec) -> dict[str, str]:
+    return {"S3_BUCKET_NAME": spec.bucket["name"], "S3_DB_KEY": spec.bucket["database_key"]}
+
+
+def desired(spec, target) -> dict:
+    fn = spec.function
+    repository, tag = spec.repository["name"], spec.image["tag"]
+    return {
+        "name": fn["name"],
+        "image": container_image.address_name(repository, tag),
+        "image_repository": target.repository_uri(repository),
+        "image_digest": None,  # what the tag points at now: filled in by resolve()
+        "role": target.role_arn(spec.role["name"]),
+        "memory": fn.get("memory"),
+        "timeout": fn.get("timeout"),
+        "ephemeral_storage": fn.get("ephemeral_storage"),
+        "environment": {**(fn.get("environment") or {}), **derived_environment(spec)},
+        "architectures": fn.get("architectures"),
+        "reserved_concurrency": fn.get("reserved_concurrency"),
+        "tags": desired_tags(spec),
+    }
+
+
+def resolve(want: dict, lives: dict) -> dict:
+    image = lives.get(f"{container_image.TYPE}.{want['image']}")
+    return {**want, "image_digest": image["digest"] if image else None}
+
+
+def read(clients, want: dict) -> dict | None:
+    answer = absent_on(("ResourceNotFoundException",), lambda: clients.awslambda.get_function(FunctionName=want["name"]))
+    if answer is None:
+        return None
+    config, code = answer["Configuration"], answer.get("Code", {})
+    if config.get("PackageType") != "Image":
+        raise ReconcileError(
+            f"function {want['name']} exists as a {config.get('PackageType', 'Zip')} package; canvas-reconcile "
+            "runs container images and will not replace a function by itself — delete it, or use another function.name")
+    repository, digest = split_image_uri(code.get("ResolvedImageUri") or code.get("ImageUri", ""))
+    return {
+        "name": config["FunctionName"],
+        "arn": config["FunctionArn"],
+        "image_repository": repository,
+        "image_digest": digest,
+        "role": config.get("Role"),
+        "memory": config.get("MemorySize"),
+        "timeout": config.get("Timeout"),
+        "ephemeral_storage": config.get("EphemeralStorage", {}).get("Size"),
+        "environment": config.get("Environment", {}).get("Variables", {}),
+        "architectures": config.get("Architectures"),
+        "reserved_concurrency": answer.get("Concurrency", {}).get("ReservedConcurrentExecutions"),
+        "tags": {k: v for k, v in (answer.get("Tags") or {}).items() if not k.startswith("aws:")},
+    }
+
+
+def split_image_uri(uri: str) -> tuple[str | None, str | None]:
+    """`<repo uri>@sha256:…` or `<repo uri>:tag` → (repo uri, digest or None).
+    moto writes a resolved URI of a digest deployment as `repo@sha256@sha256:…`; the last @ is the one."""
+    if not uri:
+        return None, None
+    if "@" in uri:
+        head, digest = uri.rsplit("@", 1)
+        return head.split("@", 1)[0], digest
+    head, _, tail = uri.rpartition(":")
+    return (head, None) if "/" not in tail else (uri, None)
+
+
+def _image_uri(clients, want: dict) -> str:
+    """Pin the code to the digest the tag points at right now (never `repo:tag@sha256:…`,
+    which Lambda rejects), so a later re-tag cannot move the running function."""
+    repository, tag = want["image"].rsplit(":", 1)
+    digest = container_image.tag_digest(clients, repository, tag)
+    if digest is None:
+        raise container_image.missing_image({"name": want["image"], "uri": f"{want['image_repository']}:{tag}"})
+    return f"{want['image_repository']}@{digest}"
+
+
+def _role_not_assumable(exc) -> bool:
+    # A role seconds old is not yet visible to Lambda; `iam wait role-exists` does not help.
+    return error_code(exc) == "InvalidParameterValueException" and "cannot be assumed" in error_message(exc)
+
+
+def _in_progress(exc) -> bool:
+    return error_code(exc) == "ResourceConflictException"
+
+
+def create(clients, want: dict) -> None:
+    lam = clients.awslambda
+    kwargs = {
+        "FunctionName": want["name"], "PackageType": "Image", "Code": {"ImageUri": _image_uri(clients, want)},
+        "Role": want["role"], "Environment": {"Variables": want["environment"]},
+        "Tags": dict(want["tags"]),
+    }
+    kwargs.update({api: want[key] for key, api in _CONFIGURATION.items() if key != "role" and want.get(key)})
+    if want.get("ephemeral_storage"):
+        kwargs["EphemeralStorage"] = {"Size": want["ephemeral_storage"]}
+    if want.get("architectures"):
+        kwargs["Architectures"] = want["architectures"]
+    retry(lambda: lam.create_function(**kwargs), clients=clients, retryable=_role_not_assumable,
+          waiting_for="waiting for IAM to let Lambda assume the new role")
+    _wait(clients, want["name"], "function_active_v2")
+    if want.get("reserved_concurrency") is not None:
+        lam.put_function_concurrency(FunctionName=want["name"],
+                                     ReservedConcurrentExecutions=want["reserved_concurrency"])
+
+
+def update(clients, want: dict, have: dict, paths) -> None:
+    lam, name, paths = clients.awslambda, want["name"], set(paths)
+    if paths & {"image_repository", "image_digest", "architectures"}:
+        kwargs = {"FunctionName": name, "ImageUri": _image_uri(clients, want)}
+        if want.get("architectures"):
+            kwargs["Architectures"] = want["architectures"]
+        _settled_call(clients, name, lambda: lam.update_function_code(**kwargs))
+    configuration = _configuration_update(want, paths)
+    if configuration:
+        _settled_call(clients, name, lambda: lam.update_function_configuration(FunctionName=name, **configuration))
+    if "reserved_concurrency" in paths:
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=want["reserved_concurrency"])
+    tag_keys = [p.split(".", 1)[1] for p in paths if p.startswith("tags.")]
+    if tag_keys:
+        lam.tag_resource(Resource=have["arn"], Tags={k: want["tags"][k] for k in tag_keys})
+    _wait(clients, name, "function_updated_v2")
+
+
+def _configuration_update(want: dict, paths: set[str]) -> dict:
+    update = {api: want[key] for key, api in _CONFIGURATION.items() if key in paths}
+    if "ephemeral_storage" in paths:
+        update["EphemeralStorage"] = {"Size": want["ephemeral_storage"]}
+    if any(p.startswith("environment.") for p in paths):
+        update["Environment"] = {"Variables": want["environment"]}
+    return update
+
+
+def _settled_call(clients, name: str, call) -> None:
+    _wait(clients, name, "function_updated_v2")
+    retry(call, clients=clients, retryable=_in_progress, waiting_for="waiting for the previous update to finish",
+          budget=60.0)
+
+
+def _wait(clients, name: str, waiter: str) -> None:
+    # function_active_v2 / function_updated_v2 poll GetFunction until State / LastUpdateStatus settle.
+    clients.awslambda.get_waiter(waiter).wait(FunctionName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+
+
+def delete(clients, have: dict) -> None:
+    clients.awslambda.delete_function(FunctionName=have["name"])
