@@ -32,17 +32,9 @@ class ApplyResult:
         return self.failed is None
 
 
-def ordered_steps(plan: Plan) -> list[ResourceChange]:
-    """Creates and updates in dependency order, then deletes in reverse (a permission goes
-    before its function, a function before its role)."""
-    pending = list(plan.pending)
-    deletes = [c for c in pending if c.action is Action.DELETE]
-    return [c for c in pending if c.action is not Action.DELETE] + deletes[::-1]
-
-
 def apply_plan(plan: Plan, clients, *, echo: Callable[..., None], clock: Callable[[], float] = time.monotonic,
                kinds=BY_TYPE) -> ApplyResult:
-    steps = ordered_steps(plan)
+    steps = plan.steps()
     result = ApplyResult()
     for index, change in enumerate(steps, 1):
         echo(f"[{index}/{len(steps)}] {change.action.value} {change.address} … ", nl=False)

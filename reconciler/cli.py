@@ -3,6 +3,7 @@ builds a plan and hands it to render or apply; known failures print one clear me
 from __future__ import annotations
 
 import functools
+import json
 import sys
 
 import click
@@ -12,7 +13,10 @@ from reconciler import __version__
 from reconciler.apply import apply_plan, failure_report
 from reconciler.aws import Clients, describe_connection_error, error_code, error_message
 from reconciler.errors import ReconcileError
-from reconciler.planner import build_plan
+from reconciler.destroy import DESTROY_KINDS, build_destroy_plan
+from reconciler.outputs import read_outputs
+from reconciler.planner import build_plan, discover_target
+from reconciler.target import Target
 from reconciler.render import render_json, render_text
 from reconciler.spec import SpecError, check_region, load_spec
 
@@ -72,6 +76,9 @@ class Context:
     def plan(self):
         return build_plan(self.spec, self.clients(), region=self.region)
 
+    def target(self, clients: Clients) -> Target:
+        return discover_target(clients, self.region)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconcile")
@@ -122,14 +129,64 @@ def apply(file, region, profile, endpoint_url, auto_approve) -> None:
     click.echo(f"\nApply complete: {len(outcome.done)} change(s) made.")
 
 
+@main.command()
+@common_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@known_errors
+def outputs(file, region, profile, endpoint_url, as_json) -> None:
+    """Show the Function URL, bucket, database key, ARNs and the image digest, read live."""
+    ctx = Context(file, region, profile, endpoint_url)
+    clients = ctx.clients()
+    values = read_outputs(ctx.spec, clients, target=ctx.target(clients))
+    if as_json:
+        click.echo(json.dumps(values, indent=2))
+        return
+    for name, value in values.items():
+        click.echo(f"{name} = {value if value is not None else '(not deployed)'}")
+
+
+@main.command()
+@common_options
+@click.option("--auto-approve", is_flag=True, help="Destroy without asking for confirmation.")
+@click.option("--force", is_flag=True, help="Also delete a repository that still holds images.")
+@click.option("--delete-bucket", is_flag=True, help="Also empty and delete the bucket: the database is lost.")
+@click.option("--confirm-bucket", metavar="NAME", help="With --auto-approve --delete-bucket: the bucket's name.")
+@known_errors
+def destroy(file, region, profile, endpoint_url, auto_approve, force, delete_bucket, confirm_bucket) -> None:
+    """Delete the stack's resources (only those tagged for it); the bucket is kept by default."""
+    ctx = Context(file, region, profile, endpoint_url)
+    bucket = ctx.spec.bucket["name"]
+    if delete_bucket and auto_approve and confirm_bucket != bucket:
+        raise ReconcileError(f"--delete-bucket with --auto-approve also needs --confirm-bucket {bucket}: "
+                             "the bucket holds the database, and its name is the confirmation")
+    clients = ctx.clients()
+    result = build_destroy_plan(ctx.spec, clients, target=ctx.target(clients), force=force,
+                                delete_bucket=delete_bucket)
+    if not result.has_changes:
+        click.echo("\n".join([f"  {note}" for note in result.notes] + ["Nothing to destroy."]))
+        return
+    click.echo(render_text(result))
+    if not auto_approve:
+        deleting_bucket = any(c.type == "s3_bucket" for c in result.pending)
+        _confirm("destroy", expected=bucket if deleting_bucket else "yes")
+    click.echo("")
+    outcome = apply_plan(result, clients, echo=click.echo, kinds=DESTROY_KINDS)
+    if not outcome.ok:
+        click.echo("\n".join(failure_report(outcome)), err=True)
+        sys.exit(EXIT_ERROR)
+    click.echo(f"\nDestroy complete: {len(outcome.done)} deleted.")
+
+
 def stdin_is_tty() -> bool:
     return sys.stdin.isatty()
 
 
-def _confirm() -> None:
+def _confirm(command: str = "apply", *, expected: str = "yes") -> None:
     if not stdin_is_tty():
-        raise ReconcileError("apply needs confirmation, but there is no terminal to ask on; "
-                             "re-run with --auto-approve to apply without asking")
-    answer = click.prompt("\nApply these changes? Only 'yes' is accepted", default="", show_default=False)
-    if answer.strip() != "yes":
-        raise ReconcileError("apply cancelled; nothing was changed")
+        raise ReconcileError(f"{command} needs confirmation, but there is no terminal to ask on; "
+                             f"re-run with --auto-approve to {command} without asking")
+    question = "Apply these changes?" if command == "apply" else "Destroy these resources?"
+    answer = click.prompt(f"\n{question} Only '{expected}' is accepted", default="", show_default=False)
+    if answer.strip() != expected:
+        nothing = "changed" if command == "apply" else "deleted"
+        raise ReconcileError(f"{command} cancelled; nothing was {nothing}")

@@ -77,6 +77,8 @@ class Plan:
     region: str
     changes: tuple[ResourceChange, ...]
     warnings: tuple[str, ...] = ()
+    # Lines about resources the plan deliberately leaves alone (destroy: a kept bucket).
+    notes: tuple[str, ...] = ()
 
     @property
     def summary(self) -> dict[str, int]:
@@ -92,6 +94,12 @@ class Plan:
     @property
     def pending(self) -> tuple[ResourceChange, ...]:
         return tuple(c for c in self.changes if c.action is not Action.NOOP)
+
+    def steps(self) -> list[ResourceChange]:
+        """The order apply runs (and the text plan shows): creates and updates in dependency
+        order, then deletes in reverse — a permission before its function, a function before its role."""
+        deletes = [c for c in self.pending if c.action is Action.DELETE]
+        return [c for c in self.pending if c.action is not Action.DELETE] + deletes[::-1]
 
     def to_json(self) -> dict:
         return {

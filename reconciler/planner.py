@@ -45,7 +45,7 @@ def read_live(clients, wants, *, max_workers: int | None = None) -> tuple[dict, 
 
 def build_plan(spec, clients, *, region: str, kinds=KINDS, max_workers: int | None = None,
                target: Target | None = None) -> Plan:
-    target = target or _discover(clients, region)
+    target = target or discover_target(clients, region)
     wants = desired_resources(spec, target, kinds)
     lives, problems = read_live(clients, wants, max_workers=max_workers)
     changes = []
@@ -90,7 +90,7 @@ def resource_change(kind, want: dict, have: dict | None) -> ResourceChange | Non
                           desired=want, live=have, note=note)
 
 
-def _discover(clients, region: str) -> Target:
+def discover_target(clients, region: str) -> Target:
     try:
         return discover(clients, region)
     except (ClientError, BotoCoreError) as exc:

@@ -87,9 +87,11 @@ def summary_line(plan: Plan) -> str:
 
 def render_text(plan: Plan) -> str:
     lines = [f"Stack {plan.stack} in {plan.region}: canvas.yaml compared with live AWS.", ""]
-    for change in plan.pending:
+    for change in plan.steps():
         lines += resource_block(change)
         lines.append("")
+    if plan.notes:
+        lines += [f"  {note}" for note in plan.notes] + [""]
     unchanged = plan.summary[Action.NOOP.value]
     if plan.has_changes and unchanged:
         lines += [f"  {unchanged} resource(s) already match.", ""]

@@ -14,7 +14,9 @@ from reconciler.kinds import (
     container_image, ecr_repository, iam_role, lambda_function, lambda_function_url, lambda_permission, s3_bucket,
 )
 
-KINDS = (s3_bucket, ecr_repository, container_image, iam_role, lambda_function, lambda_function_url,
+# The role comes before the image: it is independent of it, and made early it has had time
+# to propagate through IAM before the function that assumes it is created.
+KINDS = (s3_bucket, ecr_repository, iam_role, container_image, lambda_function, lambda_function_url,
          lambda_permission)
 FOUNDATION = (s3_bucket, ecr_repository, iam_role)
 BY_TYPE = {kind.TYPE: kind for kind in KINDS}

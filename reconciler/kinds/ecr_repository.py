@@ -73,3 +73,13 @@ def update(clients, want: dict, have: dict, paths) -> None:
     if tag_keys:
         tags = {k: want["tags"][k] for k in tag_keys}
         ecr.tag_resource(resourceArn=have["arn"], tags=tags_to_aws(tags))
+
+
+def image_count(clients, have: dict) -> int:
+    pages = clients.ecr.get_paginator("list_images").paginate(repositoryName=have["name"])
+    return sum(len(page["imageIds"]) for page in pages)
+
+
+def delete(clients, have: dict) -> None:
+    # `force` is set only by destroy --force; without it ECR refuses a repository holding images.
+    clients.ecr.delete_repository(repositoryName=have["name"], force=bool(have.get("force")))

@@ -143,3 +143,13 @@ def _sync_managed_policies(iam, role_name: str, want: list[str], have: list[str]
         iam.attach_role_policy(RoleName=role_name, PolicyArn=arn)
     for arn in sorted(set(have) - set(want)):
         iam.detach_role_policy(RoleName=role_name, PolicyArn=arn)
+
+
+def delete(clients, have: dict) -> None:
+    """IAM refuses to delete a role with policies attached: detach and delete them first."""
+    iam, role_name = clients.iam, have["name"]
+    for arn in _attached_policies(iam, role_name):
+        iam.detach_role_policy(RoleName=role_name, PolicyArn=arn)
+    for policy in _inline_policy_names(iam, role_name):
+        iam.delete_role_policy(RoleName=role_name, PolicyName=policy)
+    iam.delete_role(RoleName=role_name)

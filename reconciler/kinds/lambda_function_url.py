@@ -57,7 +57,8 @@ def read(clients, want: dict) -> dict | None:
         "name": want["name"],
         "url": answer["FunctionUrl"],
         "auth_type": answer["AuthType"],
-        "invoke_mode": answer.get("InvokeMode", "BUFFERED"),
+        # moto answers "Buffered" for a URL created without InvokeMode; AWS says BUFFERED.
+        "invoke_mode": (answer.get("InvokeMode") or "BUFFERED").upper(),
         "cors": {key: cors.get(api, [] if key in _LISTS else None) for key, api in _CORS.items()},
     }
 

@@ -130,3 +130,28 @@ def _apply_public_access_block(s3, bucket: str, block: bool) -> None:
         s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={f: True for f in _PAB_FLAGS})
     else:
         s3.delete_public_access_block(Bucket=bucket)
+
+
+# Deliberately not named `delete`: apply looks for `delete`, and a bucket is never deleted
+# by apply. Only `reconcile destroy --delete-bucket` with the bucket's name reaches this.
+def contents(clients, bucket: str) -> dict[str, int]:
+    """What deleting the bucket loses, counted over every version (ListObjectVersions, not
+    ListObjects, which sees only current objects and would undercount a versioned bucket)."""
+    objects, versions, markers = set(), 0, 0
+    for page in clients.s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for version in page.get("Versions", []):
+            versions += 1
+            if version.get("IsLatest"):
+                objects.add(version["Key"])
+        markers += len(page.get("DeleteMarkers", []))
+    return {"objects": len(objects), "versions": versions, "delete_markers": markers}
+
+
+def empty_and_delete(clients, have: dict) -> None:
+    s3, bucket = clients.s3, have["name"]
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                  for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if doomed:  # a page holds at most 1,000 entries, DeleteObjects' own limit
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed, "Quiet": True})
+    s3.delete_bucket(Bucket=bucket)

@@ -33,7 +33,7 @@ def test_plan_json_matches_its_schema_and_lists_every_resource(reconcile, canvas
     document = json.loads(run.out)
     jsonschema.validate(document, PLAN_SCHEMA)
     assert [c["address"] for c in document["changes"]] == [
-        f"s3_bucket.{BUCKET}", f"ecr_repository.{REPO}", f"container_image.{REPO}:v1.2", f"iam_role.{ROLE}",
+        f"s3_bucket.{BUCKET}", f"ecr_repository.{REPO}", f"iam_role.{ROLE}", f"container_image.{REPO}:v1.2",
         f"lambda_function.{FUNCTION}", f"lambda_function_url.{FUNCTION}",
         "lambda_permission.FunctionURLAllowPublicAccess", "lambda_permission.FunctionURLInvokeAllowPublicAccess"]
     assert document["summary"] == {"create": 8, "update": 0, "replace": 0, "delete": 0, "no-op": 0}
@@ -46,15 +46,16 @@ def test_first_apply_stops_at_the_missing_image_then_continues_once_it_is_pushed
     assert first.code == 1
     assert f"[1/8] create s3_bucket.{BUCKET} … SUCCESS (" in first.out
     assert f"[2/8] create ecr_repository.{REPO} … SUCCESS (" in first.out
-    assert f"[3/8] create container_image.{REPO}:v1.2 … FAIL: image {REPO}:v1.2 not found in ECR" in first.out
+    assert f"[3/8] create iam_role.{ROLE} … SUCCESS (" in first.out
+    assert f"[4/8] create container_image.{REPO}:v1.2 … FAIL: image {REPO}:v1.2 not found in ECR" in first.out
     assert f"not run:  create lambda_function.{FUNCTION}" in first.err
     assert aws.s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
 
     register_image(aws.ecr, REPO, "v1.2", b"pushed by hand")
     second = reconcile("apply", "--auto-approve")
     assert second.code == 0, second.out + second.err
-    assert f"[1/5] create iam_role.{ROLE} … SUCCESS (" in second.out
-    assert "[5/5] create lambda_permission.FunctionURLInvokeAllowPublicAccess … SUCCESS (" in second.out
+    assert f"[1/4] create lambda_function.{FUNCTION} … SUCCESS (" in second.out
+    assert "[4/4] create lambda_permission.FunctionURLInvokeAllowPublicAccess … SUCCESS (" in second.out
 
 
 def test_apply_then_plan_is_empty_and_second_apply_changes_nothing(reconcile, deployed, aws):

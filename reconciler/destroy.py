@@ -1,0 +1,61 @@
+"""`reconcile destroy`: the seed guide's cleanup, made safe.
+
+Builds a Plan of deletes from live state. Only resources tagged for this stack are touched
+(a URL and its permissions follow their function's tag); the bucket holds the database and
+is kept unless --delete-bucket; a repository holding images is kept unless --force.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from reconciler.errors import PlanError
+from reconciler.kinds import BY_TYPE, KINDS, container_image, ecr_repository, lambda_function, s3_bucket
+from reconciler.normalize import STACK_TAG
+from reconciler.plan import Action, Plan, ResourceChange
+from reconciler.planner import desired_resources, read_live
+from reconciler.target import Target
+
+# The same kinds apply uses, except that here the bucket can be deleted (emptied first).
+DESTROY_KINDS = {**BY_TYPE, s3_bucket.TYPE: SimpleNamespace(TYPE=s3_bucket.TYPE, delete=s3_bucket.empty_and_delete)}
+# Resources without tags of their own, and the tagged resource whose owner they follow.
+_FOLLOWS_FUNCTION = ("lambda_function_url", "lambda_permission")
+
+
+def build_destroy_plan(spec, clients, *, target: Target, force: bool, delete_bucket: bool) -> Plan:
+    wants = [(kind, want) for kind, want in desired_resources(spec, target, KINDS) if kind is not container_image]
+    lives, problems = read_live(clients, wants)
+    if problems:
+        raise PlanError(problems)
+    function = next((lives[f"{k.TYPE}.{w['name']}"] for k, w in wants if k is lambda_function), None)
+    changes, notes = [], []
+    for kind, want in wants:
+        address = f"{kind.TYPE}.{want['name']}"
+        have = lives[address]
+        if have is None:
+            continue
+        owner_doc = function if kind.TYPE in _FOLLOWS_FUNCTION else have
+        if (owner_doc or {}).get("tags", {}).get(STACK_TAG) != spec.stack:
+            notes.append(f"left alone: {address} (not tagged {STACK_TAG}={spec.stack})")
+            continue
+        change, note = _delete(kind, address, have, clients, force=force, delete_bucket=delete_bucket)
+        if change:
+            changes.append(change)
+        if note:
+            notes.append(note)
+    return Plan(stack=spec.stack, region=target.region, changes=tuple(changes), notes=tuple(notes))
+
+
+def _delete(kind, address: str, have: dict, clients, *, force: bool, delete_bucket: bool):
+    note = None
+    if kind is s3_bucket:
+        if not delete_bucket:
+            return None, f"kept: {address} (it holds the database; pass --delete-bucket to delete it)"
+        lost = s3_bucket.contents(clients, have["name"])
+        note = (f"{lost['objects']} object(s), {lost['versions']} version(s) and "
+                f"{lost['delete_markers']} delete marker(s) will be lost")
+    if kind is ecr_repository:
+        images = ecr_repository.image_count(clients, have)
+        if images and not force:
+            return None, f"kept: {address} (it holds {images} image(s); pass --force to delete them with it)"
+        have = {**have, "force": bool(images)}
+    return ResourceChange(type=kind.TYPE, name=have["name"], action=Action.DELETE, live=have, note=note), None

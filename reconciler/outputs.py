@@ -1,0 +1,28 @@
+"""`reconcile outputs`: what a person or a script needs from a deployed stack, read live."""
+from __future__ import annotations
+
+from reconciler.errors import PlanError
+from reconciler.kinds import iam_role, lambda_function, lambda_function_url, s3_bucket
+from reconciler.planner import desired_resources, read_live
+from reconciler.target import Target
+
+NAMES = ("function_url", "bucket", "database_key", "role_arn", "function_arn", "image_digest")
+_KINDS = (s3_bucket, iam_role, lambda_function, lambda_function_url)
+
+
+def read_outputs(spec, clients, *, target: Target) -> dict[str, str | None]:
+    wants = desired_resources(spec, target, _KINDS)
+    lives, problems = read_live(clients, wants)
+    if problems:
+        raise PlanError(problems)
+    live = {kind.TYPE: lives[f"{kind.TYPE}.{want['name']}"] or {} for kind, want in wants}
+    bucket = live.get(s3_bucket.TYPE, {})
+    function = live.get(lambda_function.TYPE, {})
+    return {
+        "function_url": live.get(lambda_function_url.TYPE, {}).get("url"),
+        "bucket": bucket.get("name"),
+        "database_key": spec.bucket["database_key"] if bucket else None,
+        "role_arn": live.get(iam_role.TYPE, {}).get("arn"),
+        "function_arn": function.get("arn"),
+        "image_digest": function.get("image_digest"),
+    }
