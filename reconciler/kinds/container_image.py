@@ -23,7 +23,14 @@ def address_name(repository: str, tag: str) -> str:
 def desired(spec, target) -> dict:
     repository, tag = spec.repository["name"], spec.image["tag"]
     return {"name": address_name(repository, tag), "repository": repository, "tag": tag,
-            "uri": f"{target.repository_uri(repository)}:{tag}"}
+            "uri": f"{target.repository_uri(repository)}:{tag}", "platform": _platform(spec)}
+
+
+def _platform(spec) -> str:
+    build = spec.image.get("build") or {}
+    if build.get("platform"):
+        return build["platform"]
+    return "linux/arm64" if (spec.function.get("architectures") or [None])[0] == "arm64" else "linux/amd64"
 
 
 def read(clients, want: dict) -> dict | None:
@@ -49,7 +56,8 @@ def note(want: dict, have: dict | None) -> str | None:
 def missing_image(want: dict) -> ReconcileError:
     return ReconcileError(
         f"image {want['name']} not found in ECR — build and push it "
-        f"(docker build --platform linux/amd64 --provenance=false -t {want['uri']} … && docker push {want['uri']}), "
+        f"(docker build --platform {want.get('platform', 'linux/amd64')} --provenance=false -t {want['uri']} … "
+        f"&& docker push {want['uri']}), "
         "or set image.tag to a tag that exists")
 
 
