@@ -88,6 +88,15 @@ class AppProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def exits_within(self, seconds: float) -> bool:
+        """Whether the process has exited or does so shortly: a dying process closes its sockets
+        a moment before its exit status is available."""
+        try:
+            self.process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def exit_code(self) -> int | None:
         return None if self.process is None else self.process.poll()
 

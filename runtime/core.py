@@ -21,6 +21,9 @@ from runtime.store import ObjectStore
 
 log = logging.getLogger(__name__)
 
+# After the app drops a connection unanswered, how long to wait to learn whether it is exiting.
+_CRASH_GRACE_SECONDS = 1.0
+
 
 class Runtime:
     """The database replica and the app, driven by Function URL events."""
@@ -138,7 +141,7 @@ class Runtime:
             log.error("%s %s: %s", request.method, _path(request), error)
             return error_result(504, str(error))
         except AppError as error:
-            if self._app.running():
+            if not self._app.exits_within(_CRASH_GRACE_SECONDS):
                 log.error("%s %s: %s", request.method, _path(request), error)
                 return error_result(502, f"the app failed to answer: {error}")
             log.error("the app crashed (exit code %s) while handling %s %s", self._app.exit_code(),

@@ -229,10 +229,12 @@ def final_sync(config: Config, store: ObjectStore) -> Outcome | None:
     try:
         source = sqlite3.connect(saved.db_path)
         try:
-            marks = state.fingerprint(saved.db_path)
             database.snapshot(source, config.snapshot_path)
         finally:
             source.close()
+        # After closing: if ours was the last connection, closing checkpointed the WAL into the
+        # file, which changes the fingerprint without changing the data.
+        marks = state.fingerprint(saved.db_path)
         etag = store.upload(config.snapshot_path, expected_etag=saved.etag)
     except Conflict as error:
         log.error("final sync refused, nothing overwritten; the unsynced local changes (made by reads, or "

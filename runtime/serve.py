@@ -21,6 +21,8 @@ from runtime.replica import Unavailable
 
 log = logging.getLogger(__name__)
 
+_DISCARD_AT_MOST = 4 * MAX_PAYLOAD_BYTES
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -32,14 +34,13 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_version = "canvas-runtime"
     server: _Server
 
     def _forward(self) -> None:
         try:
             body = self._read_body()
         except PayloadTooLarge as error:
-            self.close_connection = True  # the unread body must not be parsed as the next request
+            self.close_connection = True  # an unread body must never be parsed as the next request
             self._send(error_result(413, str(error)))
             return
         except ValueError as error:
@@ -64,8 +65,20 @@ class _Handler(BaseHTTPRequestHandler):
             return self._read_chunked()
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_PAYLOAD_BYTES:
+            self._discard(length)
             raise PayloadTooLarge(f"request body is {length} bytes; Function URLs accept at most {MAX_PAYLOAD_BYTES}")
         return self.rfile.read(length) if length else b""
+
+    def _discard(self, length: int) -> None:
+        """Read and drop a moderately oversized body, so a client still sending it gets the 413
+        instead of a broken pipe; anything larger is cut off by closing the connection."""
+        if length > _DISCARD_AT_MOST:
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1 << 20))
+            if not chunk:
+                return
+            length -= len(chunk)
 
     def _read_chunked(self) -> bytes:
         chunks, total = [], 0
@@ -83,7 +96,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, result: Mapping[str, Any]) -> None:
         status, headers, body = http_from_result(result)
-        self.send_response(status)
+        self.send_response_only(status)
+        if not any(name.lower() == "date" for name, _ in headers):
+            self.send_header("Date", self.date_time_string())
         for name, value in headers:
             if name.lower() != "content-length":
                 self.send_header(name, value)

@@ -6,11 +6,12 @@ This is the only module that talks to S3. Errors are classified here, once:
 standard retry mode has already retried it).
 
 Why the transfer manager needs event hooks: s3transfer (as of 0.19) rejects ``IfMatch`` and
-``IfNoneMatch`` in ``extra_args`` for uploads (boto/boto3#4366, boto/s3transfer#371), and its
-upload future does not return the new ETag. Both are plain ``PutObject`` /
-``CompleteMultipartUpload`` parameters and response fields, so a per-upload botocore hook adds
-the condition to whichever call finishes the upload and captures the ETag it returns. Reading
-the ETag afterwards with HEAD would be a race: another writer could slip in between.
+``IfNoneMatch`` in ``extra_args`` (boto/boto3#4366, boto/s3transfer#371), and its upload future
+does not return the new ETag. Both are plain ``PutObject`` / ``CompleteMultipartUpload`` /
+``GetObject`` parameters and response fields, so a botocore hook registered for the duration of
+one transfer adds the condition to the calls that need it and captures the ETag the finishing
+call returns. Reading the ETag afterwards with HEAD would be a race: another writer could slip in
+between.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
+from s3transfer.exceptions import RetriesExceededError, S3DownloadFailedError
 from s3transfer.subscribers import BaseSubscriber
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ class ObjectStore:
             max_concurrency=8,
             preferred_transfer_client="classic",
         ))
-        self._upload_lock = threading.Lock()
+        self._lock = threading.Lock()  # hooks are per client: one transfer at a time
 
     def probe(self, etag: str | None) -> Remote | _Unchanged | None:
         """Freshness check: UNCHANGED (a 304, no body), the newer Remote, or None if there is no object.
@@ -121,12 +123,18 @@ class ObjectStore:
         Conflict if the object changed meanwhile: the caller probes again.
         """
         try:
-            self._transfer.download(self.bucket, self.key, dest, subscribers=[_KnownObject(remote)]).result()
+            # The transfer manager adds If-Match to ranged GETs itself but not to a single whole-object
+            # GET (small objects), so the hook pins that one too.
+            with self._lock, _CallHooks(self.client.meta.events, ("GetObject",), {"IfMatch": remote.etag}):
+                self._transfer.download(self.bucket, self.key, dest, subscribers=[_KnownObject(remote)]).result()
+        except S3DownloadFailedError:
+            # s3transfer's translation of a 412 on a ranged If-Match GET.
+            raise Conflict(f"{self.where} changed while it was being downloaded") from None
         except ClientError as error:
             if _status(error) == 412:
                 raise Conflict(f"{self.where} changed while it was being downloaded") from None
             raise self._classify(error, "download") from None
-        except BotoCoreError as error:
+        except (BotoCoreError, RetriesExceededError) as error:
             raise StoreError(f"downloading {self.where} failed: {error}") from None
 
     def upload(self, path: str, *, expected_etag: str | None) -> str:
@@ -136,7 +144,7 @@ class ObjectStore:
         """
         condition = {"IfMatch": expected_etag} if expected_etag else {"IfNoneMatch": "*"}
         captured: dict[str, str] = {}
-        with self._upload_lock, self._hooks(condition, captured):
+        with self._lock, _CallHooks(self.client.meta.events, _FINISHING_CALLS, condition, captured):
             try:
                 self._transfer.upload(path, self.bucket, self.key).result()
             except ClientError as error:
@@ -146,9 +154,6 @@ class ObjectStore:
         if "etag" not in captured:
             raise StoreError(f"S3 accepted the upload to {self.where} but returned no ETag")
         return captured["etag"]
-
-    def _hooks(self, condition: dict[str, str], captured: dict[str, str]) -> "_UploadHooks":
-        return _UploadHooks(self.client.meta.events, condition, captured)
 
     def _classify(self, error: ClientError, action: str, *, expected_etag: str | None = None) -> StoreError:
         code, status = _code(error), _status(error)
@@ -172,28 +177,32 @@ class ObjectStore:
         self._transfer.shutdown()
 
 
-class _UploadHooks:
-    """Adds the precondition to the call that completes an upload and captures the ETag it returns."""
+class _CallHooks:
+    """For the duration of one transfer: add parameters to some S3 calls and capture the ETag they return."""
 
-    def __init__(self, events: Any, condition: dict[str, str], captured: dict[str, str]) -> None:
+    def __init__(self, events: Any, calls: tuple[str, ...], params: dict[str, str],
+                 captured: dict[str, str] | None = None) -> None:
         self._events = events
-        self._condition = condition
+        self._calls = calls
+        self._params = params
         self._captured = captured
-        self._id = f"canvas-runtime-upload-{next(_hook_ids)}"
+        self._id = f"canvas-runtime-{next(_hook_ids)}"
 
-    def __enter__(self) -> "_UploadHooks":
-        for call in _FINISHING_CALLS:
-            self._events.register(f"before-parameter-build.s3.{call}", self._add_condition, unique_id=self._id + call)
-            self._events.register(f"after-call.s3.{call}", self._capture_etag, unique_id=self._id + call + "-after")
+    def __enter__(self) -> "_CallHooks":
+        for call in self._calls:
+            self._events.register(f"before-parameter-build.s3.{call}", self._add_params, unique_id=self._id + call)
+            if self._captured is not None:
+                self._events.register(f"after-call.s3.{call}", self._capture_etag, unique_id=self._id + call + "<")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for call in _FINISHING_CALLS:
+        for call in self._calls:
             self._events.unregister(f"before-parameter-build.s3.{call}", unique_id=self._id + call)
-            self._events.unregister(f"after-call.s3.{call}", unique_id=self._id + call + "-after")
+            if self._captured is not None:
+                self._events.unregister(f"after-call.s3.{call}", unique_id=self._id + call + "<")
 
-    def _add_condition(self, params: dict[str, Any], **_: Any) -> None:
-        params.update(self._condition)
+    def _add_params(self, params: dict[str, Any], **_: Any) -> None:
+        params.update(self._params)
 
     def _capture_etag(self, parsed: dict[str, Any], **_: Any) -> None:
         if parsed.get("ETag"):

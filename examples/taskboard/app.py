@@ -106,6 +106,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._error(404, "not found")
 
+    do_HEAD = do_GET
+
     def do_POST(self) -> None:
         if urlsplit(self.path).path != "/api/tasks":
             return self._error(404, "not found")
