@@ -6,6 +6,7 @@ import collections
 import http.client
 import logging
 import select
+import socket
 import subprocess
 import threading
 import time
@@ -128,6 +129,7 @@ class AppConnection:
             connection, reused = self._open()
             try:
                 self._write(connection, request)
+                _ack_promptly(connection)
             except OSError as error:
                 self.close()
                 if reused and attempt == 1:
@@ -197,6 +199,18 @@ class AppConnection:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _ack_promptly(connection: http.client.HTTPConnection) -> None:
+    """Acknowledge the app's first response segment at once.
+
+    Many servers (Python's http.server among them) send the headers and the body in two writes
+    without TCP_NODELAY: Nagle holds the body back until the headers are acknowledged, and on a
+    kept-alive connection Linux delays that ACK by ~40 ms. Quick-ACK mode lapses, so it is
+    re-armed before every response (measured: 44 ms -> 0.4 ms per request).
+    """
+    if hasattr(socket, "TCP_QUICKACK") and connection.sock is not None:
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
 
 def _header_bytes(value: str) -> bytes:

@@ -34,6 +34,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes; don't let Nagle hold the body
     server: _Server
 
     def _forward(self) -> None:

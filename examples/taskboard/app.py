@@ -89,6 +89,7 @@ def _title(value: object) -> str:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the runtime proxies over one long-lived connection
+    disable_nagle_algorithm = True  # headers and body are two writes; Nagle would hold the body back
     server_version = "taskboard"
     tasks: Tasks
 
