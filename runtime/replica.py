@@ -76,13 +76,21 @@ class Replica:
         self._save_state()
 
     def _set_aside_local_copy(self) -> None:
-        """A database left by an earlier run is replaced by S3's; if it held unsynced changes, keep it aside."""
-        previous = state.load(self.config.state_path)
-        if os.path.exists(self.config.db_path) and previous is not None and previous.unsynced():
-            kept = f"{self.config.db_path}.unsynced-{int(time.time())}"
-            os.replace(self.config.db_path, kept)
-            log.warning("an earlier run left unsynced changes in %s; moved it to %s — S3's version is used",
-                        self.config.db_path, kept)
+        """A database already at DB_PATH is replaced by S3's. It is deleted only when the state file
+        proves it is an unchanged copy of this very object; otherwise it is kept aside."""
+        if os.path.exists(self.config.db_path):
+            previous = state.load(self.config.state_path)
+            ours = previous is not None and (previous.bucket, previous.key, previous.db_path) == (
+                self.config.bucket, self.config.key, self.config.db_path)
+            if not ours or previous.unsynced():
+                kept = f"{self.config.db_path}.replaced-{int(time.time())}"
+                os.replace(self.config.db_path, kept)
+                for suffix in ("-wal", "-shm"):
+                    if os.path.exists(self.config.db_path + suffix):
+                        os.replace(self.config.db_path + suffix, kept + suffix)
+                log.warning("%s held a database that S3 may not have (%s); moved it to %s — the runtime "
+                            "uses S3's version", self.config.db_path,
+                            "unsynced changes" if ours else "not restored by this runtime", kept)
         for path in (self.config.db_path, self.config.download_path, self.config.snapshot_path):
             database.remove(path)
 

@@ -65,6 +65,8 @@ class _Handler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self._read_chunked()
         length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError("negative Content-Length")
         if length > MAX_PAYLOAD_BYTES:
             self._discard(length)
             raise PayloadTooLarge(f"request body is {length} bytes; Function URLs accept at most {MAX_PAYLOAD_BYTES}")

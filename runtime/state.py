@@ -9,8 +9,11 @@ could not see (the app writing after the last request's check) changes the finge
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,11 +37,15 @@ class SyncState:
 
 
 def load(path: str) -> SyncState | None:
-    """The saved state, or None when the runtime never wrote one (it never restored the database)."""
+    """The saved state; None when there is none (the runtime never restored the database) or it
+    is unreadable (then nothing can be trusted about the local file)."""
     try:
         with open(path, encoding="utf-8") as handle:
             return SyncState(**json.load(handle))
     except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as error:
+        log.warning("ignoring unreadable sync state %s: %s", path, error)
         return None
 
 

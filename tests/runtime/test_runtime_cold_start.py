@@ -83,3 +83,29 @@ def test_missing_configuration_is_named(runtime_env, tmp_path):
                           text=True, timeout=30)
     assert done.returncode == 2
     assert "S3_BUCKET_NAME is not set" in done.stderr
+
+
+def test_a_database_already_at_db_path_is_kept_aside_not_deleted(s3, start_runtime, runtime_env):
+    env = runtime_env()
+    local = __import__("pathlib").Path(env["DB_PATH"])
+    connection = sqlite3.connect(local)
+    connection.execute("CREATE TABLE precious (x)")
+    connection.execute("INSERT INTO precious VALUES ('local work')")
+    connection.commit()
+    connection.close()
+    s3.seed_tasks(["from s3"])
+    runtime = start_runtime(env=env)
+    assert [t["title"] for t in runtime.request("GET", "/api/tasks").json()] == ["from s3"]
+    kept = list(local.parent.glob("db.sqlite.replaced-*"))
+    assert len(kept) == 1 and sqlite3.connect(kept[0]).execute("SELECT x FROM precious").fetchall() == [("local work",)]
+    assert f"moved it to {kept[0]}" in runtime.log()
+
+
+def test_a_synced_copy_left_by_an_earlier_run_is_simply_replaced(s3, start_runtime, runtime_env):
+    env = runtime_env()
+    first = start_runtime(env=env)
+    assert first.post_json("/api/tasks", {"title": "synced"}).status == 201
+    first.kill9()
+    second = start_runtime(env=env)  # same DB_PATH, state says everything was synced
+    assert [t["title"] for t in second.request("GET", "/api/tasks").json()] == ["synced"]
+    assert not list(second.db_path.parent.glob("db.sqlite.replaced-*"))
