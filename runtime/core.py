@@ -129,8 +129,9 @@ class Runtime:
         except Unavailable as error:
             log.error("answering 503: %s", error)
             return error_result(503, str(error), headers={"retry-after": "5"})
+        before = self._replica.version()
         result = self._proxy(request)
-        return self._settle(request, result)
+        return self._settle(request, result, changed=self._replica.version() != before)
 
     def _proxy(self, request: AppRequest) -> dict[str, Any]:
         try:
@@ -156,25 +157,27 @@ class Runtime:
             return error_result(502, "the app crashed while handling this request and could not be restarted")
         return error_result(502, "the app crashed while handling this request; it has been restarted")
 
-    def _settle(self, request: AppRequest, result: dict[str, Any]) -> dict[str, Any]:
-        """After the app answered: sync if due; a refused sync of a write becomes 409, a failed one 503."""
+    def _settle(self, request: AppRequest, result: dict[str, Any], *, changed: bool) -> dict[str, Any]:
+        """After the app answered: sync if due. If this write's own change could not be stored, the
+        client is told: 409 when another environment wrote first, 503 when S3 failed."""
         self._replica.note_changes()
         if not self._replica.sync_due(write=request.is_write):
             return result
         outcome = self._replica.sync()
         if outcome is Outcome.SYNCED:
             return result
+        own_write = request.is_write and changed
         if outcome is Outcome.CONFLICT:
             self._reload_after_conflict()
-            if request.is_write:
+            if own_write:
                 log.warning("write conflict on %s %s: another environment wrote first; this change was not "
                             "kept; answering 409", request.method, _path(request))
                 return error_result(409, "another instance changed the data first, so this change was not kept; "
                                          "retry the request", headers={"retry-after": "1"})
-            log.warning("changes made while serving %s %s were dropped: another environment wrote first",
-                        request.method, _path(request))
+            log.warning("changes made by earlier reads were dropped while serving %s %s: another environment "
+                        "wrote first", request.method, _path(request))
             return result
-        if request.is_write:
+        if own_write:
             return error_result(503, "the change could not be saved to S3, so it is not confirmed durable (it is "
                                      "kept locally and retried); check its effect before retrying",
                                 headers={"retry-after": "5"})

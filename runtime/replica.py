@@ -127,6 +127,10 @@ class Replica:
 
     # -- change detection and sync --------------------------------------------------------
 
+    def version(self) -> int:
+        """The live database's data_version: compare two readings to see whether a commit happened between."""
+        return self._watcher.version()
+
     def note_changes(self) -> bool:
         """After a request: record whether the app committed since the last sync. Cheap: one pragma."""
         dirty = self._watcher.changed_since_sync()
@@ -183,7 +187,9 @@ class Replica:
                 break
             except Conflict:
                 fresh = self._probe(None)
-                if fresh is None or attempt == DOWNLOAD_ATTEMPTS - 1:
+                if fresh is None:
+                    raise Unavailable(f"{self.store.where} was deleted while it was being downloaded") from None
+                if attempt == DOWNLOAD_ATTEMPTS - 1:
                     raise Unavailable(f"{self.store.where} kept changing while it was being downloaded") from None
                 remote = fresh
             except StoreError as error:

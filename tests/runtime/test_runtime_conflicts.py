@@ -83,3 +83,23 @@ def test_a_forced_412_gives_409_and_keeps_the_other_writers_data(s3, start_runti
     # And it goes on writing on top of their version.
     assert runtime.request("POST", "/notes", "after").status == 201
     assert s3.query("SELECT text FROM notes ORDER BY id") == [("before",), ("theirs",), ("after",)]
+
+
+def test_a_write_that_changed_nothing_is_not_answered_409_for_earlier_reads_changes(s3, start_runtime, probe_env):
+    """The conflict drops changes made by an earlier read (logged); this request's answer stands."""
+    env = probe_env(SYNC_INTERVAL="3600")
+    runtime = start_runtime(env=env)
+    assert runtime.request("POST", "/notes", "base").status == 201
+    assert runtime.request("GET", "/touch").status == 200  # unsynced change made by a read
+    gate = __import__("pathlib").Path(env["GATE_DIR"])
+    result = {}
+    request = threading.Thread(target=lambda: result.update(response=runtime.request("POST", "/gate?nowrite", "x")))
+    request.start()
+    wait_for(lambda: (gate / "entered").exists(), timeout=20, what="the app to hold the request")
+    theirs = s3.edit("INSERT INTO notes (text) VALUES ('theirs')")
+    (gate / "release").touch()
+    request.join(30)
+    assert result["response"].status == 201
+    assert s3.etag() == theirs and s3.query("SELECT count(*) FROM visits") == [(0,)]
+    assert "changes made by earlier reads were dropped while serving POST /gate" in runtime.log()
+    assert runtime.request("GET", "/notes").json() == ["base", "theirs"]

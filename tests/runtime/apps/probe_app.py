@@ -11,6 +11,7 @@
     GET  /touch              a read that writes (a visit counter), like session or view tracking
     POST /notes              body text -> 201, stored as a note
     POST /gate               stores the note, then waits for $GATE_DIR/release before answering
+                             (/gate?nowrite: only waits, the database is not touched)
     POST /crash              stores nothing; prints a line and exits with status 3 without answering
 Like real app servers it keeps one long-lived SQLite connection, in WAL mode, at $DB_PATH.
 """
@@ -64,8 +65,9 @@ class Handler(BaseHTTPRequestHandler):
                 DB.execute("INSERT INTO visits (at) VALUES (?)", (time.time(),))
             return self._send(200, b"touched", [("Content-Type", "text/plain")])
         if path in ("/notes", "/gate") and self.command == "POST":
-            with LOCK:
-                DB.execute("INSERT INTO notes (text) VALUES (?)", (body.decode(),))
+            if not self.path.endswith("?nowrite"):
+                with LOCK:
+                    DB.execute("INSERT INTO notes (text) VALUES (?)", (body.decode(),))
             if path == "/gate":
                 self._wait_for_release()
             return self._send(201, body, [("Content-Type", "text/plain")])
