@@ -49,11 +49,11 @@ def _fully_dead(pid):
 
 def test_app_that_never_gets_ready_gives_503_with_its_output_in_the_log(start_runtime, runtime_env):
     command = f"{sys.executable} -c \"print('booting slowly', flush=True); import time; time.sleep(60)\""
-    runtime = start_runtime(env=runtime_env(APP_COMMAND=command, READY_TIMEOUT="1"))
+    runtime = start_runtime(env=runtime_env(APP_COMMAND=command, READY_TIMEOUT="0.5"))
     response = runtime.request("GET", "/api/tasks")
     assert response.status == 503
     assert "did not answer GET /healthz" in response.json()["error"]
-    assert "within 1s (READY_TIMEOUT)" in runtime.log() and "booting slowly" in runtime.log()
+    assert "within 0.5s (READY_TIMEOUT)" in runtime.log() and "booting slowly" in runtime.log()
 
 
 def test_app_that_exits_at_start_gives_503_with_its_output_in_the_log(start_runtime, runtime_env):
