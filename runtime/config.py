@@ -1,0 +1,100 @@
+"""Runtime configuration, read once from the environment (the function's configuration)."""
+from __future__ import annotations
+
+import os
+import posixpath
+import shlex
+import sys
+from dataclasses import dataclass
+from typing import Mapping
+
+# Locally the sample app runs with this very interpreter; the image sets APP_COMMAND itself.
+_SAMPLE_APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "taskboard", "app.py")
+DEFAULT_APP_COMMAND = (sys.executable, _SAMPLE_APP)
+
+
+class ConfigError(Exception):
+    """The environment does not describe a runnable deployment."""
+
+
+@dataclass(frozen=True)
+class Config:
+    bucket: str
+    key: str
+    db_path: str
+    app_command: tuple[str, ...]
+    port: int
+    ready_path: str
+    sync_interval: float
+    ready_timeout: float = 30.0
+    app_timeout: float = 60.0
+    multipart_threshold: int = 8 * 1024 * 1024
+    multipart_chunksize: int = 8 * 1024 * 1024
+
+    @property
+    def state_path(self) -> str:
+        """Where the runtime leaves its sync state for the shutdown extension."""
+        return self.db_path + ".sync-state.json"
+
+    @property
+    def snapshot_path(self) -> str:
+        return self.db_path + ".snapshot"
+
+    @property
+    def download_path(self) -> str:
+        return self.db_path + ".download"
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Config:
+    """Build a Config from environment variables; ConfigError names the variable at fault."""
+    env = os.environ if env is None else env
+    bucket = _required(env, "S3_BUCKET_NAME")
+    key = _required(env, "S3_DB_KEY")
+    db_path = env.get("DB_PATH") or posixpath.join("/tmp", posixpath.basename(key))
+    return Config(
+        bucket=bucket,
+        key=key,
+        db_path=os.path.abspath(db_path),
+        app_command=_command(env["APP_COMMAND"]) if env.get("APP_COMMAND") else DEFAULT_APP_COMMAND,
+        port=_number(env, "PORT", 8080, int),
+        ready_path=_path(env.get("READY_PATH") or "/"),
+        sync_interval=_number(env, "SYNC_INTERVAL", 30.0, float),
+        ready_timeout=_number(env, "READY_TIMEOUT", 30.0, float),
+        app_timeout=_number(env, "APP_TIMEOUT", 60.0, float),
+        multipart_threshold=_number(env, "S3_MULTIPART_THRESHOLD", 8 * 1024 * 1024, int),
+        multipart_chunksize=_number(env, "S3_MULTIPART_CHUNKSIZE", 8 * 1024 * 1024, int),
+    )
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is not set — the runtime needs it to find the database in S3")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default, kind):
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a {kind.__name__}") from None
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r} must not be negative")
+    return value
+
+
+def _command(raw: str) -> tuple[str, ...]:
+    try:
+        parts = tuple(shlex.split(raw))
+    except ValueError as error:
+        raise ConfigError(f"APP_COMMAND cannot be parsed: {error}") from None
+    if not parts:
+        raise ConfigError("APP_COMMAND is empty")
+    return parts
+
+
+def _path(raw: str) -> str:
+    return raw if raw.startswith("/") else "/" + raw

@@ -1,0 +1,112 @@
+"""Fixtures for driving the runtime as a user does: ``python -m runtime serve`` as a subprocess in
+its own process group, S3 from the shared moto server (tests/conftest.py), real HTTP in between.
+
+Each test gets its own freshly created bucket on the session's moto server instead of a full
+``/moto-api/reset``: with MOTO_IAM_LOAD_MANAGED_POLICIES=true (which the reconciler's tests need)
+every reset rebuilds the IAM backend and the next S3 write rebuilds it again, about 2.5 s per
+test here. A unique bucket isolates the tests just as well; it is emptied and deleted afterwards.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from runtime_testkit import PROBE_APP, TASKBOARD, S3, FakeExtensionsApi, RuntimeProcess, runtime_environment
+
+
+@pytest.fixture
+def s3(moto_server, monkeypatch, tmp_path) -> S3:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    bucket = S3(moto_server, f"rt-{uuid.uuid4().hex[:12]}", tmp_path)
+    yield bucket
+    bucket.delete_bucket()
+
+
+@pytest.fixture
+def runtime_env(s3, moto_server, tmp_path):
+    """The environment for one runtime: a fresh DB_PATH and app port each call."""
+    counter = iter(range(1, 100))
+
+    def make(app: Path = TASKBOARD, **overrides: str) -> dict[str, str]:
+        home = tmp_path / f"env{next(counter)}"
+        home.mkdir()
+        return runtime_environment(endpoint=moto_server, bucket=s3.bucket, home=home, app=app, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def start_runtime(runtime_env, tmp_path):
+    """Start runtimes (keyword arguments override environment variables); all are killed afterwards."""
+    started: list[RuntimeProcess] = []
+
+    def start(app: Path = TASKBOARD, *, env: dict[str, str] | None = None, **overrides: str) -> RuntimeProcess:
+        environment = env or runtime_env(app, **overrides)
+        process = RuntimeProcess(environment, tmp_path / f"runtime-{len(started) + 1}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.cleanup()
+
+
+@pytest.fixture
+def probe_env(runtime_env, tmp_path):
+    def make(**overrides: str) -> dict[str, str]:
+        gate = tmp_path / f"gate-{time.monotonic_ns()}"
+        gate.mkdir()
+        return runtime_env(PROBE_APP, GATE_DIR=str(gate), **overrides)
+
+    return make
+
+
+@pytest.fixture
+def extensions_api():
+    api = FakeExtensionsApi()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path != "/2020-01-01/extension/register":
+                return self._answer(404, {})
+            api.registrations.append({"headers": dict(self.headers.items()), "body": json.loads(body)})
+            self._answer(200, {"functionName": "test", "functionVersion": "$LATEST", "handler": "x"},
+                         {"Lambda-Extension-Identifier": "ext-id-1234"})
+
+        def do_GET(self):
+            if self.path != "/2020-01-01/extension/event/next":
+                return self._answer(404, {})
+            api.next_calls.append({"headers": dict(self.headers.items())})
+            api._release.wait(60)
+            self._answer(200, {"eventType": "SHUTDOWN", "shutdownReason": api.reason,
+                               "deadlineMs": int(time.time() * 1000) + 2000})
+
+        def _answer(self, status, body, headers=None):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api.address = f"127.0.0.1:{server.server_port}"
+    yield api
+    api._release.set()
+    server.shutdown()
+    server.server_close()
+
+

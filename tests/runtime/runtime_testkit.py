@@ -1,0 +1,258 @@
+"""Test kit for the runtime: the runtime as a subprocess, the bucket as a test sees it, a fake
+Extensions API. Imported by tests/runtime/conftest.py and the tests (pytest puts this directory
+on sys.path); its name is unique so it cannot collide with other test directories."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+
+REPO = Path(__file__).resolve().parents[2]
+TASKBOARD = REPO / "examples" / "taskboard" / "app.py"
+PROBE_APP = Path(__file__).resolve().parent / "apps" / "probe_app.py"
+EXTENSION = REPO / "runtime" / "extensions" / "canvas-db-sync"
+KEY = "database/taskManagement.db"
+TASKS_SCHEMA = ("CREATE TABLE IF NOT EXISTS tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0)")
+
+
+def aws_env(endpoint: str) -> dict[str, str]:
+    """Fake credentials and the moto endpoint, explicitly (fixtures wider than a test cannot rely on
+    the autouse credential fixture having run)."""
+    return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "us-west-2", "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_ENDPOINT_URL": endpoint}
+
+
+def runtime_environment(*, endpoint: str, bucket: str, home: Path, app: Path = TASKBOARD,
+                        **overrides: str) -> dict[str, str]:
+    """Everything a runtime subprocess needs: S3 from moto, DB_PATH under ``home``, a free app port."""
+    env = {key: value for key, value in os.environ.items() if key != "AWS_PROFILE"}
+    env.update(aws_env(endpoint))
+    env.update({"S3_BUCKET_NAME": bucket, "S3_DB_KEY": KEY, "DB_PATH": str(home / "db.sqlite"),
+                "APP_COMMAND": f"{sys.executable} {app}", "PORT": str(free_port()), "READY_PATH": "/healthz",
+                "SYNC_INTERVAL": "30", "READY_TIMEOUT": "20", "PYTHONUNBUFFERED": "1"})
+    env.update(overrides)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition, *, timeout: float, what: str, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((value for key, value in self.headers if key.lower() == name.lower()), None)
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class S3:
+    """The bucket as a test sees it: versioned, so every successful write is countable."""
+
+    def __init__(self, endpoint: str, bucket: str, tmp: Path) -> None:
+        self.client = boto3.client("s3", endpoint_url=endpoint, region_name="us-west-2",
+                                   aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.bucket, self.key, self._tmp = bucket, KEY, tmp
+        self.client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        self.client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        self._downloads = 0
+
+    def delete_bucket(self) -> None:
+        listing = self.client.list_object_versions(Bucket=self.bucket)
+        for version in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
+            self.client.delete_object(Bucket=self.bucket, Key=version["Key"], VersionId=version["VersionId"])
+        self.client.delete_bucket(Bucket=self.bucket)
+
+    def etag(self) -> str | None:
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=KEY)["ETag"]
+        except self.client.exceptions.ClientError:
+            return None
+
+    def writes(self) -> int:
+        """How many versions of the key exist: one per successful PUT."""
+        listing = self.client.list_object_versions(Bucket=self.bucket, Prefix=KEY)
+        return len([v for v in listing.get("Versions", []) if v["Key"] == KEY])
+
+    def raw(self) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=KEY)["Body"].read()
+
+    def download(self) -> Path:
+        self._downloads += 1
+        path = self._tmp / f"s3-copy-{self._downloads}.db"
+        path.write_bytes(self.raw())
+        return path
+
+    def query(self, sql: str) -> list[tuple]:
+        connection = sqlite3.connect(self.download())
+        try:
+            return connection.execute(sql).fetchall()
+        finally:
+            connection.close()
+
+    def integrity(self) -> str:
+        return self.query("PRAGMA integrity_check")[0][0]
+
+    def put_file(self, path: Path) -> str:
+        return self.client.put_object(Bucket=self.bucket, Key=KEY, Body=path.read_bytes())["ETag"]
+
+    def put_bytes(self, data: bytes) -> str:
+        return self.client.put_object(Bucket=self.bucket, Key=KEY, Body=data)["ETag"]
+
+    def seed_tasks(self, titles: list[str]) -> str:
+        """Upload a taskboard database holding ``titles``, as another environment would have left it."""
+        path = self._tmp / f"seed-{len(titles)}-{time.monotonic_ns()}.db"
+        connection = sqlite3.connect(path)
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute(TASKS_SCHEMA)
+        connection.executemany("INSERT INTO tasks (title) VALUES (?)", [(t,) for t in titles])
+        connection.commit()
+        connection.close()
+        return self.put_file(path)
+
+    def edit(self, sql: str, params: tuple = ()) -> str:
+        """Another writer: download the current object, change it, upload it unconditionally."""
+        path = self.download()
+        connection = sqlite3.connect(path)
+        connection.execute(sql, params)
+        connection.commit()
+        connection.close()
+        return self.put_file(path)
+
+
+class RuntimeProcess:
+    """``python -m runtime serve --port 0`` in its own process group, logging to a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.db_path = Path(env["DB_PATH"])
+        self.port: int | None = None
+        self._log = open(log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "runtime", "serve", "--port", "0"], cwd=REPO,
+                                        env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        match = wait_for(self._serving, timeout=30, what=f"the runtime to serve (log: {log_path})")
+        self.port = int(match.group(1))
+
+    def _serving(self):
+        if self.process.poll() is not None:
+            raise AssertionError(f"runtime exited with {self.process.returncode}:\n{self.log()}")
+        return re.search(r"serving on http://127\.0\.0\.1:(\d+)", self.log())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def request(self, method: str, target: str, body: bytes | str | None = None,
+                headers: list[tuple[str, str]] | dict | None = None, timeout: float = 30) -> Response:
+        """One request with the target sent byte for byte as given (no client-side re-encoding)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.putrequest(method, target, skip_accept_encoding=True)
+            items = headers.items() if isinstance(headers, dict) else (headers or [])
+            data = body.encode() if isinstance(body, str) else body
+            for name, value in items:
+                connection.putheader(name, value)
+            if data is not None:
+                connection.putheader("Content-Length", str(len(data)))
+            connection.endheaders(data)
+            response = connection.getresponse()
+            return Response(response.status, response.getheaders(), response.read())
+        finally:
+            connection.close()
+
+    def post_json(self, target: str, value) -> Response:
+        return self.request("POST", target, json.dumps(value), {"Content-Type": "application/json"})
+
+    def app_pid(self) -> int:
+        found = re.findall(r"app ready on port \d+ \(pid (\d+)\)", self.log())
+        return int(found[-1])
+
+    def kill9(self) -> None:
+        """Kill the whole process group (runtime and app) the hard way, as a crash or a frozen sandbox would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self, signum: int = signal.SIGTERM, *, group: bool = False) -> int:
+        (os.killpg if group else os.kill)(self.process.pid, signum)
+        return self.process.wait(30)
+
+    def cleanup(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait(10)
+        else:  # the app is in the runtime's group and may have outlived it
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._log.close()
+
+
+@dataclass
+class FakeExtensionsApi:
+    """Just enough of the Lambda Extensions API: register, then /event/next blocks until ``shutdown()``."""
+
+    registrations: list[dict] = field(default_factory=list)
+    next_calls: list[dict] = field(default_factory=list)
+    _release: threading.Event = field(default_factory=threading.Event)
+    address: str = ""
+    reason: str = "spindown"
+
+    def shutdown(self, reason: str = "spindown") -> None:
+        self.reason = reason
+        self._release.set()
+
+
+def start_extension(env: dict[str, str], api: FakeExtensionsApi, log_path: Path) -> subprocess.Popen:
+    """Run the extension the way Lambda does: the executable from /opt/extensions, named by its file name."""
+    bin_dir = Path(sys.executable).parent
+    environment = {**env, "AWS_LAMBDA_RUNTIME_API": api.address, "LAMBDA_TASK_ROOT": str(REPO),
+                   "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"}
+    return subprocess.Popen([str(EXTENSION)], env=environment, stdout=open(log_path, "wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def sqlite_rows(path: Path, sql: str) -> list[tuple]:
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
