@@ -67,6 +67,8 @@ class _StepOutput:
         self.echo(f"      {message}")
 
     def finish(self, status: str) -> None:
+        # A failure may quote several lines (docker's last output): keep them under the step.
+        status = status.replace("\n", "\n        ")
         self.echo(f"      {status}" if self.noted else status)
 
 

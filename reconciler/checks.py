@@ -53,7 +53,7 @@ def run_checks(data: dict) -> list[Finding]:
     """Every finding for a document (schema defaults already filled in where possible)."""
     checks = (
         _region, _bucket, _repository, _role, _function_name, _environment,
-        _tags, _cors, _platform, _public_url,
+        _tags, _cors, _platform, _immutable_build, _public_url,
     )
     return [finding for check in checks for finding in check(data)]
 
@@ -270,6 +270,18 @@ def _platform(data: dict) -> Iterator[Finding]:
             f"{platform} does not match function.architectures [{architectures[0]}]; "
             f"the image would not start — set image.build.platform: {wanted}"
         ))
+
+
+def _immutable_build(data: dict) -> Iterator[Finding]:
+    if _section(data, "repository").get("tag_mutability") != "IMMUTABLE" or "build" not in _section(data, "image"):
+        return
+    tag = _text(data, "image", "tag") or "image.tag"
+    yield Finding(("repository", "tag_mutability"), (
+        f"IMMUTABLE cannot be used with image.build: every build pushes a new image under {tag}, "
+        "which an immutable repository refuses. The content tag canvas-<hash> that a build also "
+        "pushes is immutable by nature (other content gets another tag). Set tag_mutability: MUTABLE, "
+        "or remove image.build and push each release under a new image.tag yourself"
+    ))
 
 
 def _public_url(data: dict) -> Iterator[Finding]:

@@ -22,7 +22,9 @@ _FOLLOWS_FUNCTION = ("lambda_function_url", "lambda_permission")
 
 
 def build_destroy_plan(spec, clients, *, target: Target, force: bool, delete_bucket: bool) -> Plan:
-    wants = [(kind, want) for kind, want in desired_resources(spec, target, KINDS) if kind is not container_image]
+    # Images go with their repository; leaving container_image out also spares destroy from
+    # hashing a build context that may be long gone.
+    wants = desired_resources(spec, target, tuple(kind for kind in KINDS if kind is not container_image))
     lives, problems = read_live(clients, wants)
     if problems:
         raise PlanError(problems)

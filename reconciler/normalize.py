@@ -7,12 +7,24 @@ a string versus a one-element list, action case and the Version default do not m
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterable, Mapping
 
 STACK_TAG = "canvas:stack"
 # IAM's own default when a document leaves Version out.
 DEFAULT_POLICY_VERSION = "2008-10-17"
 _LIST_KEYS = ("Action", "NotAction", "Resource", "NotResource")
+_SECRET = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY|AUTH|DSN", re.I)
+# S3_DB_KEY names an object key, not a secret; other *_KEY names are treated as secret.
+_NOT_SECRET = {"S3_DB_KEY", "S3_BUCKET_NAME"}
+
+
+def looks_secret(key: str, value: Any = None) -> bool:
+    """Whether a variable (an environment variable, a build argument) is named like a secret,
+    so that its value is never shown."""
+    if key in _NOT_SECRET:
+        return False
+    return bool(_SECRET.search(key) or key.upper().endswith("_KEY"))
 
 
 def canonical_policy(document: Mapping | str | None) -> dict | None:
@@ -86,6 +98,24 @@ def _as_list(value: Any) -> list:
     if isinstance(value, (list, tuple)):
         return list(value)
     return [value]
+
+
+def canonical_lifecycle_policy(document: Mapping | str | None) -> dict | None:
+    """An ECR lifecycle policy in one shape (rules in priority order, tag lists sorted), so
+    JSON formatting and key order never show as drift; ECR returns the text as it was put."""
+    if document is None:
+        return None
+    if isinstance(document, str):
+        document = json.loads(document)
+    rules = []
+    for rule in document.get("rules", []):
+        rule = json.loads(json.dumps(rule))
+        selection = rule.get("selection", {})
+        for key in ("tagPrefixList", "tagPatternList"):
+            if key in selection:
+                selection[key] = sorted(selection[key])
+        rules.append(rule)
+    return {"rules": sorted(rules, key=lambda rule: rule.get("rulePriority", 0))}
 
 
 def tags_from_aws(tag_list: Iterable[Mapping] | None, *, key: str = "Key", value: str = "Value") -> dict[str, str]:

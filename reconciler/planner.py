@@ -84,6 +84,8 @@ def resource_change(kind, want: dict, have: dict | None) -> ResourceChange | Non
         action = Action.CREATE
     elif not attributes:
         action = Action.NOOP
+    elif getattr(kind, "CREATE_ON_CHANGE", False):
+        action = Action.CREATE
     else:
         action = Action.REPLACE if getattr(kind, "REPLACE_ON_CHANGE", False) else Action.UPDATE
     return ResourceChange(type=kind.TYPE, name=want["name"], action=action, attributes=attributes,

@@ -7,7 +7,8 @@ attributes) and:
   read(clients, want) -> dict | None                  read-only calls; None when absent
   create(clients, want); update(clients, want, have, paths); delete(clients, have)
 and optionally resolve(want, lives) (desired values only live AWS knows, such as the digest
-a tag points at), note(want, have) (a line for the plan) and REPLACE_ON_CHANGE.
+a tag points at), note(want, have) (a line for the plan), REPLACE_ON_CHANGE (a change is a
+delete then a create) and CREATE_ON_CHANGE (a change is a create beside the old one: an image).
 KINDS is in dependency order: apply creates in this order and deletes in reverse.
 """
 from reconciler.kinds import (

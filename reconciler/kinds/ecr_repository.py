@@ -1,12 +1,16 @@
 """ecr_repository: the ECR repository the function's image lives in.
 
-Manages scan on push, tag mutability and tags. Images inside it belong to container_image.
+Manages scan on push, tag mutability, tags and, with `keep_images`, a lifecycle policy that
+expires untagged images and all but the newest N content-tagged (`canvas-…`) builds. Images
+inside it belong to container_image.
 """
 from __future__ import annotations
 
-from reconciler.aws import absent_on
+import json
+
+from reconciler.aws import absent_on, fan_out
 from reconciler.diff import Field
-from reconciler.normalize import desired_tags, tags_from_aws, tags_to_aws
+from reconciler.normalize import canonical_lifecycle_policy, desired_tags, tags_from_aws, tags_to_aws
 
 TYPE = "ecr_repository"
 SERVICE = "ecr"
@@ -15,7 +19,11 @@ FIELDS = (
     Field("scan_on_push"),
     Field("tag_mutability"),
     Field("tags", per_key=True),
+    Field("lifecycle_policy", compare_as=canonical_lifecycle_policy),
 )
+# Untagged images get a day's grace: a function runs its image by digest, and an image whose
+# tag moved on (one pushed by hand, say) may still be running until the function follows.
+UNTAGGED_GRACE_DAYS = 1
 
 
 def name(spec) -> str:
@@ -29,7 +37,23 @@ def desired(spec, target) -> dict:
         "scan_on_push": repo.get("scan_on_push"),
         "tag_mutability": repo.get("tag_mutability"),
         "tags": desired_tags(spec),
+        "lifecycle_policy": lifecycle_policy(repo["keep_images"]) if repo.get("keep_images") else None,
     }
+
+
+def lifecycle_policy(keep: int) -> dict:
+    """Expire untagged images, and content-tagged builds beyond the newest `keep`. Images that
+    carry only other tags (a release tag pushed by hand) are never expired by it."""
+    return canonical_lifecycle_policy({"rules": [
+        {"rulePriority": 1, "description": f"canvas-reconcile: expire untagged images after {UNTAGGED_GRACE_DAYS} day",
+         "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
+                       "countNumber": UNTAGGED_GRACE_DAYS},
+         "action": {"type": "expire"}},
+        {"rulePriority": 2, "description": f"canvas-reconcile: keep the newest {keep} canvas- builds",
+         "selection": {"tagStatus": "tagged", "tagPrefixList": ["canvas-"], "countType": "imageCountMoreThan",
+                       "countNumber": keep},
+         "action": {"type": "expire"}},
+    ]})
 
 
 def read(clients, want: dict) -> dict | None:
@@ -39,15 +63,25 @@ def read(clients, want: dict) -> dict | None:
     if answer is None:
         return None
     repo = answer["repositories"][0]
-    tags = ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"]).get("tags", [])
+    reads = {"tags": lambda: ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"]).get("tags", [])}
+    if want.get("lifecycle_policy") is not None:  # unset means unmanaged: not even read
+        reads["lifecycle_policy"] = lambda: _read_lifecycle_policy(ecr, want["name"])
+    parts = fan_out(reads)
     return {
         "name": repo["repositoryName"],
         "arn": repo["repositoryArn"],
         "uri": repo["repositoryUri"],
         "scan_on_push": repo.get("imageScanningConfiguration", {}).get("scanOnPush", False),
         "tag_mutability": repo.get("imageTagMutability", "MUTABLE"),
-        "tags": tags_from_aws(tags),
+        "tags": tags_from_aws(parts["tags"]),
+        "lifecycle_policy": parts.get("lifecycle_policy"),
     }
+
+
+def _read_lifecycle_policy(ecr, repository: str) -> dict | None:
+    answer = absent_on(("LifecyclePolicyNotFoundException",),
+                       lambda: ecr.get_lifecycle_policy(repositoryName=repository))
+    return canonical_lifecycle_policy(answer["lifecyclePolicyText"]) if answer else None
 
 
 def create(clients, want: dict) -> None:
@@ -59,6 +93,8 @@ def create(clients, want: dict) -> None:
     if want.get("tag_mutability"):
         kwargs["imageTagMutability"] = want["tag_mutability"]
     clients.ecr.create_repository(**kwargs)
+    if want.get("lifecycle_policy") is not None:
+        update(clients, want, {}, ["lifecycle_policy"])
 
 
 def update(clients, want: dict, have: dict, paths) -> None:
@@ -73,6 +109,8 @@ def update(clients, want: dict, have: dict, paths) -> None:
     if tag_keys:
         tags = {k: want["tags"][k] for k in tag_keys}
         ecr.tag_resource(resourceArn=have["arn"], tags=tags_to_aws(tags))
+    if "lifecycle_policy" in paths:
+        ecr.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=json.dumps(want["lifecycle_policy"]))
 
 
 def image_count(clients, have: dict) -> int:

@@ -5,30 +5,21 @@ the role, memory, timeout, /tmp size, environment (the user's variables plus the
 S3_BUCKET_NAME and S3_DB_KEY), architectures, reserved concurrency and tags. Code and
 configuration are separate Lambda updates that may not overlap, so every write first waits
 for the function to settle, and a ResourceConflictException is retried.
+
+With `image.build`, while a build is pending the desired digest is "(known after the build)":
+the plan shows the code update, and apply reads the digest the tag points at once the image
+step has pushed it.
 """
 from __future__ import annotations
-
-import re
 
 from reconciler.aws import absent_on, error_code, error_message, retry
 from reconciler.diff import Field
 from reconciler.errors import ReconcileError
 from reconciler.kinds import container_image
-from reconciler.normalize import desired_tags
+from reconciler.normalize import desired_tags, looks_secret
 
 TYPE = "lambda_function"
 SERVICE = "lambda"
-
-_SECRET = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY|AUTH|DSN", re.I)
-# S3_DB_KEY names an object key, not a secret; other *_KEY names are treated as secret.
-_NOT_SECRET = {"S3_DB_KEY", "S3_BUCKET_NAME"}
-
-
-def looks_secret(key: str, value) -> bool:
-    if key in _NOT_SECRET:
-        return False
-    return bool(_SECRET.search(key) or key.upper().endswith("_KEY"))
-
 
 FIELDS = (
     Field("image_repository"),
@@ -59,6 +50,7 @@ def desired(spec, target) -> dict:
         "image": container_image.address_name(repository, tag),
         "image_repository": target.repository_uri(repository),
         "image_digest": None,  # what the tag points at now: filled in by resolve()
+        "image_from_build": (spec.image or {}).get("build") is not None,
         "role": target.role_arn(spec.role["name"]),
         "memory": fn.get("memory"),
         "timeout": fn.get("timeout"),
@@ -72,6 +64,9 @@ def desired(spec, target) -> dict:
 
 def resolve(want: dict, lives: dict) -> dict:
     image = lives.get(f"{container_image.TYPE}.{want['image']}")
+    if not container_image.is_current(want.get("image_from_build"), image):
+        # A build is pending: the digest exists only once it is pushed, and apply reads it then.
+        return {**want, "image_digest": container_image.AFTER_BUILD}
     return {**want, "image_digest": image["digest"] if image else None}
 
 
@@ -155,10 +150,7 @@ def create(clients, want: dict) -> None:
 def update(clients, want: dict, have: dict, paths) -> None:
     lam, name, paths = clients.awslambda, want["name"], set(paths)
     if paths & {"image_repository", "image_digest", "architectures"}:
-        kwargs = {"FunctionName": name, "ImageUri": _image_uri(clients, want)}
-        if want.get("architectures"):
-            kwargs["Architectures"] = want["architectures"]
-        _settled_call(clients, name, lambda: lam.update_function_code(**kwargs))
+        _update_code(clients, want, have, paths)
     configuration = _configuration_update(want, paths)
     if configuration:
         _settled_call(clients, name, lambda: lam.update_function_configuration(FunctionName=name, **configuration))
@@ -168,6 +160,20 @@ def update(clients, want: dict, have: dict, paths) -> None:
     if tag_keys:
         lam.tag_resource(Resource=have["arn"], Tags={k: want["tags"][k] for k in tag_keys})
     _wait(clients, name, "function_updated_v2")
+
+
+def _update_code(clients, want: dict, have: dict, paths: set[str]) -> None:
+    lam, name = clients.awslambda, want["name"]
+    uri = _image_uri(clients, want)
+    if not paths & {"image_repository", "architectures"} \
+            and split_image_uri(uri) == (have.get("image_repository"), have.get("image_digest")):
+        # A build whose cached layers gave the very image the function runs already.
+        clients.notify("the built image is the one the function already runs; its code is left as it is")
+        return
+    kwargs = {"FunctionName": name, "ImageUri": uri}
+    if want.get("architectures"):
+        kwargs["Architectures"] = want["architectures"]
+    _settled_call(clients, name, lambda: lam.update_function_code(**kwargs))
 
 
 def _configuration_update(want: dict, paths: set[str]) -> dict:

@@ -44,11 +44,24 @@ def reconcile(tmp_path):
     return run
 
 
+# What the contract's image.build (Dockerfile.lambda in ".") hashes: a small app beside
+# canvas.yaml, which is itself left out of the context, as a project's .dockerignore should.
+BUILD_CONTEXT = {
+    "Dockerfile.lambda": 'FROM public.ecr.aws/lambda/python:3.12\nCOPY app/ ${LAMBDA_TASK_ROOT}/app/\nCMD ["app.handler"]\n',
+    "app/app.py": "def handler(event, context):\n    return {'statusCode': 200}\n",
+    ".dockerignore": "canvas.yaml\n",
+}
+
+
 @pytest.fixture
 def canvas(tmp_path):
-    """The contract canvas.yaml copied into the working directory; returns its path."""
+    """The contract canvas.yaml copied into the working directory, with a build context beside
+    it; returns its path."""
     path = tmp_path / "canvas.yaml"
     shutil.copy(CONTRACT, path)
+    for name, text in BUILD_CONTEXT.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
     return path
 
 

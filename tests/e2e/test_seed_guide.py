@@ -97,7 +97,10 @@ def database_versions(aws) -> list[tuple[str, str, bool]]:
            [(m["Key"], m["VersionId"], m["IsLatest"]) for m in answer.get("DeleteMarkers", [])]
 
 
-def test_apply_over_the_seed_guides_deployment_only_updates_and_converges(reconcile, canvas, aws):
+# The guide builds and pushes its image by hand, so canvas.yaml has no image.build here: the
+# image is adopted as it is. (With image.build, apply would rebuild it once: nothing tells
+# an image pushed by hand from one built from this context.)
+def test_apply_over_the_seed_guides_deployment_only_updates_and_converges(reconcile, prebuilt_canvas, aws):
     digest = deploy_by_hand(aws)
     versions_before = database_versions(aws)
 

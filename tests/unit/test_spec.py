@@ -158,7 +158,7 @@ def test_every_optional_key_accepted(write):
     full = full.replace("  database_key: app.db\n", (
         "  database_key: app.db\n  versioning: false\n  encryption: aws:kms\n"
         "  kms_key_id: alias/demo\n  block_public_access: false\n"))
-    full = full.replace("  name: demo\n", "  name: team/demo\n  scan_on_push: false\n  tag_mutability: IMMUTABLE\n")
+    full = full.replace("  name: demo\n", "  name: team/demo\n  scan_on_push: false\n  tag_mutability: MUTABLE\n  keep_images: 3\n")
     full = full.replace("  tag: latest\n", (
         "  tag: latest\n  build:\n    dockerfile: Dockerfile\n    context: app\n"
         "    platform: linux/arm64\n    args: {PY: '3.12'}\n"))
@@ -174,6 +174,7 @@ def test_every_optional_key_accepted(write):
     assert spec.tags == {"team": "web", "cost-center": "42"}
     assert spec.bucket["kms_key_id"] == "alias/demo" and spec.bucket["versioning"] is False
     assert spec.image["build"]["args"] == {"PY": "3.12"}
+    assert spec.repository["keep_images"] == 3
     assert spec.function["reserved_concurrency"] == 0
     assert spec.url["cors"]["max_age"] == 86400
 
@@ -606,12 +607,12 @@ def test_missing_section_points_at_the_document(write):
 def test_unknown_key_points_at_the_key_and_suggests(write):
     problem = only_problem(write(edited("  scan_on_push: true", "  scan_on_pusk: true")))
     assert (problem.line, problem.column, problem.path) == (14, 3, "repository.scan_on_pusk")
-    assert problem.message == 'unknown key; did you mean "scan_on_push"? (allowed: name, scan_on_push, tag_mutability)'
+    assert problem.message == 'unknown key; did you mean "scan_on_push"? (allowed: name, scan_on_push, tag_mutability, keep_images)'
 
 
 def test_unknown_key_without_a_close_match_lists_what_is_allowed(write):
     problem = only_problem(write(edited("  scan_on_push: true", "  lifecycle: 30d")))
-    assert problem.message == "unknown key (allowed: name, scan_on_push, tag_mutability)"
+    assert problem.message == "unknown key (allowed: name, scan_on_push, tag_mutability, keep_images)"
 
 
 def test_empty_value_points_at_its_key(write):
