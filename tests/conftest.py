@@ -60,3 +60,22 @@ def moto_endpoint(moto_server, monkeypatch):
     requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     return moto_server
+
+
+@pytest.fixture
+def fake_docker(tmp_path_factory, monkeypatch, moto_server):
+    """The fake `docker` (tests/fakes/docker, a test double) first on PATH, pushing into the moto
+    server. moto keeps its state per process, so the server and an in-process mock_aws share
+    it: functional tests see what the fake pushed, as e2e tests do."""
+    from tests.fakes.harness import install
+
+    return install(tmp_path_factory.mktemp("fake-docker"), monkeypatch, endpoint=moto_server)
+
+
+@pytest.fixture
+def no_docker(tmp_path_factory, monkeypatch):
+    """PATH holding nothing at all, so there is no `docker` to find (reconcile itself is run by
+    its absolute path)."""
+    empty = tmp_path_factory.mktemp("empty-path")
+    monkeypatch.setenv("PATH", str(empty))
+    return empty

@@ -135,6 +135,7 @@ def create(clients, want: dict) -> None:
 
 def build_and_push(clients, want: dict) -> None:
     executable = docker.find_docker()
+    buildx = docker.has_buildx(executable)
     build = BuildSpec.from_dict(want["build"])
     # The image is tagged with the hash the plan showed; if the files moved on since, that
     # tag would describe something else and a later plan would skip a needed build.
@@ -150,7 +151,7 @@ def build_and_push(clients, want: dict) -> None:
     # The content tag first: image.tag, the one the function follows, moves only once the
     # image is safely in ECR under its content tag.
     refs = [f"{repository_uri}:{want['content_tag']}", want["uri"]]
-    argv = docker.build_command(executable, build, refs, buildx=docker.has_buildx(executable))
+    argv = docker.build_command(executable, build, refs, buildx=buildx)
     clients.notify("$ " + _shown_command(argv))
     docker.run(argv, notify=clients.notify, what="docker build")
     for ref in refs:
@@ -170,8 +171,8 @@ def _registry_login(clients) -> tuple[str, str]:
 
 def _shown_command(argv: list[str]) -> str:
     """The command as it may be printed: values of build arguments named like secrets hidden."""
-    shown = []
-    for previous, arg in zip([""] + argv, argv):
+    shown = ["docker"]  # rather than wherever PATH found it
+    for previous, arg in zip(argv, argv[1:]):
         if previous == "--build-arg" and looks_secret(arg.split("=", 1)[0]):
             arg = arg.split("=", 1)[0] + "=(sensitive)"
         shown.append(arg)
