@@ -17,7 +17,6 @@ import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator, Mapping
 
 from reconciler.errors import ReconcileError

@@ -7,6 +7,7 @@ anything docker prints back.
 """
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 from collections import deque
@@ -14,6 +15,7 @@ from typing import Callable, Sequence
 
 from reconciler.errors import ReconcileError
 from reconciler.image_build.context import BuildSpec
+from reconciler.normalize import looks_secret
 
 TAIL_LINES = 20
 _CHECK_TIMEOUT = 60.0
@@ -74,6 +76,17 @@ def build_command(executable: str, build: BuildSpec, tags: Sequence[str], *, bui
         argv += ["--build-arg", f"{name}={value}"]
     argv.append(build.context)
     return argv
+
+
+def shown(argv: Sequence[str]) -> str:
+    """The command as it may be printed: `docker …` wherever PATH found it, and the values of
+    build arguments named like secrets hidden."""
+    words = ["docker"]
+    for previous, arg in zip(argv, argv[1:]):
+        if previous == "--build-arg" and looks_secret(arg.split("=", 1)[0]):
+            arg = arg.split("=", 1)[0] + "=(sensitive)"
+        words.append(arg)
+    return shlex.join(words)
 
 
 def login(executable: str, *, registry: str, username: str, password: str, notify: Notify) -> None:

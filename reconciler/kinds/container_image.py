@@ -15,14 +15,12 @@ and the function's code update follows from the digest change, pinned by digest.
 from __future__ import annotations
 
 import base64
-import shlex
 
 from reconciler.aws import absent_on
 from reconciler.diff import Field
 from reconciler.errors import ReconcileError
 from reconciler.image_build import docker
 from reconciler.image_build.context import BuildSpec, build_spec, content_hash, content_tag
-from reconciler.normalize import looks_secret
 
 TYPE = "container_image"
 SERVICE = "ecr"
@@ -137,22 +135,13 @@ def build_and_push(clients, want: dict) -> None:
     executable = docker.find_docker()
     buildx = docker.has_buildx(executable)
     build = BuildSpec.from_dict(want["build"])
-    # The image is tagged with the hash the plan showed; if the files moved on since, that
-    # tag would describe something else and a later plan would skip a needed build.
-    now = content_hash(build)
-    if now != want["content_hash"]:
-        raise ReconcileError(f"the build context changed after the plan was made (content hash "
-                             f"{want['content_hash'][:16]}… is now {now[:16]}…) — run apply again to plan "
-                             "and build what is there now")
-    registry = want["uri"].split("/", 1)[0]
-    username, password = _registry_login(clients)
-    docker.login(executable, registry=registry, username=username, password=password, notify=clients.notify)
-    repository_uri = want["uri"].rsplit(":", 1)[0]
+    _refuse_if_changed_since_plan(build, want)
+    _login(clients, executable, registry=want["uri"].split("/", 1)[0])
     # The content tag first: image.tag, the one the function follows, moves only once the
     # image is safely in ECR under its content tag.
-    refs = [f"{repository_uri}:{want['content_tag']}", want["uri"]]
+    refs = [f"{want['uri'].rsplit(':', 1)[0]}:{want['content_tag']}", want["uri"]]
     argv = docker.build_command(executable, build, refs, buildx=buildx)
-    clients.notify("$ " + _shown_command(argv))
+    clients.notify("$ " + docker.shown(argv))
     docker.run(argv, notify=clients.notify, what="docker build")
     for ref in refs:
         docker.run([executable, "push", ref], notify=clients.notify, what=f"docker push {ref}")
@@ -162,21 +151,22 @@ def build_and_push(clients, want: dict) -> None:
     clients.notify(f"{want['tag']} and {want['content_tag']} are {digest}")
 
 
-def _registry_login(clients) -> tuple[str, str]:
-    """ECR's username and password from GetAuthorizationToken (a base64 "user:password")."""
+def _refuse_if_changed_since_plan(build: BuildSpec, want: dict) -> None:
+    # The image is tagged with the hash the plan showed; if the files moved on since, that
+    # tag would describe something else and a later plan would skip a needed build.
+    now = content_hash(build)
+    if now != want["content_hash"]:
+        raise ReconcileError(f"the build context changed after the plan was made (content hash "
+                             f"{want['content_hash'][:16]}… is now {now[:16]}…) — run apply again to plan "
+                             "and build what is there now")
+
+
+def _login(clients, executable: str, *, registry: str) -> None:
+    """docker login with ECR's username and password from GetAuthorizationToken (a base64
+    "user:password"), the password on stdin."""
     data = clients.ecr.get_authorization_token()["authorizationData"][0]
     username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
-    return username, password
-
-
-def _shown_command(argv: list[str]) -> str:
-    """The command as it may be printed: values of build arguments named like secrets hidden."""
-    shown = ["docker"]  # rather than wherever PATH found it
-    for previous, arg in zip(argv, argv[1:]):
-        if previous == "--build-arg" and looks_secret(arg.split("=", 1)[0]):
-            arg = arg.split("=", 1)[0] + "=(sensitive)"
-        shown.append(arg)
-    return shlex.join(shown)
+    docker.login(executable, registry=registry, username=username, password=password, notify=clients.notify)
 
 
 def update(clients, want: dict, have: dict, paths) -> None:

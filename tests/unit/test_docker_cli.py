@@ -8,7 +8,6 @@ import pytest
 
 from reconciler.image_build import docker
 from reconciler.image_build.context import BuildSpec
-from reconciler.kinds.container_image import _shown_command
 
 BUILD = BuildSpec(context="/src", dockerfile="/src/Dockerfile.lambda", platform="linux/arm64",
                   args={"PY": "3.12", "APP_DIR": "dist"})
@@ -88,4 +87,4 @@ def test_no_docker_on_path_names_both_ways_forward(monkeypatch, tmp_path):
 
 def test_the_shown_command_hides_build_arguments_named_like_secrets():
     argv = ["/usr/local/bin/docker", "build", "--build-arg", "NPM_TOKEN=abc123", "--build-arg", "PY=3.12", "."]
-    assert _shown_command(argv) == "docker build --build-arg 'NPM_TOKEN=(sensitive)' --build-arg PY=3.12 ."
+    assert docker.shown(argv) == "docker build --build-arg 'NPM_TOKEN=(sensitive)' --build-arg PY=3.12 ."
