@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+os.environ.setdefault("MOTO_LAMBDA_STUB_ECR", "FALSE")
 for name, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}.items():
     os.environ[name] = value
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -25,6 +26,7 @@ from reconciler.apply import apply_plan  # noqa: E402
 from reconciler.aws import Clients  # noqa: E402
 from reconciler.planner import build_plan  # noqa: E402
 from reconciler.spec import load_spec  # noqa: E402
+from tests.ecr_images import register_image  # noqa: E402
 
 
 def main() -> None:
@@ -39,9 +41,12 @@ def main() -> None:
         host, port = server.get_host_and_port()
         spec = load_spec(Path(__file__).resolve().parents[1] / "canvas.yaml")
         clients = Clients(region=spec.region, endpoint_url=f"http://{host}:{port}")
-        apply_plan(build_plan(spec, clients, region=spec.region), clients, echo=lambda *a, **k: None)
+        quiet = lambda *a, **k: None  # noqa: E731
+        apply_plan(build_plan(spec, clients, region=spec.region), clients, echo=quiet)  # stops at the image
+        register_image(clients.ecr, spec.repository["name"], spec.image["tag"], b"benchmark image")
+        assert apply_plan(build_plan(spec, clients, region=spec.region), clients, echo=quiet).ok
         calls = []
-        for service in ("s3", "ecr", "iam"):
+        for service in ("s3", "ecr", "iam", "lambda", "sts"):
             events = clients.client(service).meta.events
             events.register("before-send", lambda **kw: (calls.append(1), time.sleep(args.latency_ms / 1000)) and None)
         for label, workers in (("concurrent", None), ("sequential", 1)):

@@ -109,8 +109,12 @@ def split_image_uri(uri: str) -> tuple[str | None, str | None]:
 
 
 def _image_uri(clients, want: dict) -> str:
-    """Pin the code to the digest the tag points at right now (never `repo:tag@sha256:…`,
-    which Lambda rejects), so a later re-tag cannot move the running function."""
+    """Pin the code to a digest (never `repo:tag@sha256:…`, which Lambda rejects), so a later
+    re-tag cannot move the running function: the digest the plan showed, or — when the plan
+    could not know it (the image was not pushed yet) — the one the tag points at now."""
+    digest = want.get("image_digest")
+    if digest and digest.startswith("sha256:"):
+        return f"{want['image_repository']}@{digest}"
     repository, tag = want["image"].rsplit(":", 1)
     digest = container_image.tag_digest(clients, repository, tag)
     if digest is None:
@@ -141,7 +145,7 @@ def create(clients, want: dict) -> None:
         kwargs["Architectures"] = want["architectures"]
     retry(lambda: lam.create_function(**kwargs), clients=clients, retryable=_role_not_assumable,
           waiting_for="waiting for IAM to let Lambda assume the new role")
-    _wait(clients, want["name"], "function_active_v2")
+    wait_settled(clients, want["name"])
     if want.get("reserved_concurrency") is not None:
         lam.put_function_concurrency(FunctionName=want["name"],
                                      ReservedConcurrentExecutions=want["reserved_concurrency"])
@@ -159,7 +163,7 @@ def update(clients, want: dict, have: dict, paths) -> None:
     tag_keys = [p.split(".", 1)[1] for p in paths if p.startswith("tags.")]
     if tag_keys:
         lam.tag_resource(Resource=have["arn"], Tags={k: want["tags"][k] for k in tag_keys})
-    _wait(clients, name, "function_updated_v2")
+    wait_settled(clients, name)
 
 
 def _update_code(clients, want: dict, have: dict, paths: set[str]) -> None:
@@ -186,14 +190,29 @@ def _configuration_update(want: dict, paths: set[str]) -> dict:
 
 
 def _settled_call(clients, name: str, call) -> None:
-    _wait(clients, name, "function_updated_v2")
+    wait_settled(clients, name)
     retry(call, clients=clients, retryable=_in_progress, waiting_for="waiting for the previous update to finish",
           budget=60.0)
 
 
-def _wait(clients, name: str, waiter: str) -> None:
-    # function_active_v2 / function_updated_v2 poll GetFunction until State / LastUpdateStatus settle.
-    clients.awslambda.get_waiter(waiter).wait(FunctionName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+def wait_settled(clients, name: str, *, budget: float = 120.0, every: float = 2.0) -> None:
+    """Poll GetFunction until the function is Active and no update is in progress — what the
+    function_active_v2 / function_updated_v2 waiters check, but on the injected clock, saying
+    what it waits for, and failing with Lambda's own reason when the function fails."""
+    deadline = clients.clock() + budget
+    while True:
+        config = clients.awslambda.get_function(FunctionName=name)["Configuration"]
+        state, update = config.get("State", "Active"), config.get("LastUpdateStatus", "Successful")
+        if state == "Failed" or update == "Failed":
+            reason = config.get("StateReason") or config.get("LastUpdateStatusReason") or "no reason given"
+            raise ReconcileError(f"function {name} is {state}, last update {update}: {reason}")
+        if state == "Active" and update != "InProgress":
+            return
+        if clients.clock() + every > deadline:
+            raise ReconcileError(f"function {name} still {state} (last update {update}) after {budget:g}s; "
+                                 "run apply again to continue once Lambda has settled")
+        clients.notify(f"waiting for the function to settle: State {state}, LastUpdateStatus {update}")
+        clients.sleep(every)
 
 
 def delete(clients, have: dict) -> None:
