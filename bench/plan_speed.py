@@ -8,26 +8,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-os.environ.setdefault("MOTO_LAMBDA_STUB_ECR", "FALSE")
 for name, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}.items():
     os.environ[name] = value
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from moto.server import ThreadedMotoServer  # noqa: E402
-
 from reconciler.apply import apply_plan  # noqa: E402
 from reconciler.aws import Clients  # noqa: E402
+from reconciler.emulator import Emulator, register_image  # noqa: E402
 from reconciler.planner import build_plan  # noqa: E402
 from reconciler.spec import load_spec  # noqa: E402
-from tests.ecr_images import register_image  # noqa: E402
 
 
 def main() -> None:
@@ -35,16 +30,12 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=40.0)
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request log lines
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
+    with Emulator() as emulator:
         spec = load_spec(Path(__file__).resolve().parents[1] / "canvas.yaml")
         # The image is registered by hand below (there is no Docker here): plan it as pushed
         # by other means, without image.build, so apply never tries to build it.
         spec = dataclasses.replace(spec, data={**spec.data, "image": {"tag": spec.image["tag"]}})
-        clients = Clients(region=spec.region, endpoint_url=f"http://{host}:{port}")
+        clients = Clients(region=spec.region, endpoint_url=emulator.url)
         quiet = lambda *a, **k: None  # noqa: E731
         apply_plan(build_plan(spec, clients, region=spec.region), clients, echo=quiet)  # stops at the image
         register_image(clients.ecr, spec.repository["name"], spec.image["tag"], b"benchmark image")
@@ -64,8 +55,6 @@ def main() -> None:
             print(f"{label:>10}: median {statistics.median(times) * 1000:7.1f} ms, "
                   f"min {min(times) * 1000:7.1f} ms over {args.runs} plans, {len(calls)} AWS calls each "
                   f"(+{args.latency_ms:g} ms simulated latency per call)")
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

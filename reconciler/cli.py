@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from pathlib import Path
 
 import click
 from botocore.exceptions import BotoCoreError, ClientError
@@ -175,6 +176,27 @@ def destroy(file, region, profile, endpoint_url, auto_approve, force, delete_buc
         click.echo("\n".join(failure_report(outcome)), err=True)
         sys.exit(EXIT_ERROR)
     click.echo(f"\nDestroy complete: {len(outcome.done)} deleted.")
+
+
+@main.command()
+@click.option("--app", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A Python app for the runtime to serve instead of the sample taskboard "
+                   "(it gets PORT and DB_PATH, and must answer GET /healthz).")
+def demo(app) -> None:
+    """Run the whole story against a local AWS emulator: no AWS account, under a minute."""
+    from reconciler.demo import run_demo  # moto loads only for the commands that use it
+
+    sys.exit(run_demo(app=app, echo=click.echo))
+
+
+@main.command()
+@click.option("--port", default=4566, show_default=True, help="Port on 127.0.0.1 to listen on.")
+@known_errors
+def local(port) -> None:
+    """Run the AWS emulator in the foreground (127.0.0.1) to try your own canvas.yaml; Ctrl-C stops it."""
+    from reconciler.emulator import serve_in_foreground
+
+    serve_in_foreground(port=port, echo=click.echo)
 
 
 def stdin_is_tty() -> bool:

@@ -1,26 +1,19 @@
 """Fixtures shared by every test layer: fake credentials and a moto server on loopback.
 
 moto reads MOTO_IAM_LOAD_MANAGED_POLICIES when its IAM backend is first built, and
-MOTO_LAMBDA_STUB_ECR when a function is created, so both are set here, before any
-test imports moto.
+MOTO_LAMBDA_STUB_ECR when a function is created, so both are set here (by the emulator
+module, which also cuts moto's managed-policy data to the few used), before any test
+imports moto.
 """
-import logging
 import os
 
-os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-os.environ.setdefault("MOTO_LAMBDA_STUB_ECR", "FALSE")
+from reconciler.emulator import Emulator, configure_moto, trim_managed_policies
 
-import json  # noqa: E402
+configure_moto()
+trim_managed_policies()  # for moto in-process (mock_aws) too, not only for the server
 
-import moto.iam.models  # noqa: E402
 import pytest  # noqa: E402
 import requests  # noqa: E402
-
-# moto builds every AWS managed policy it knows (~1,300) each time an IAM backend starts,
-# about 2 s a test. The tests need a few real ones, so moto's own data is cut to those.
-MANAGED_POLICIES_USED = ("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole", "AmazonS3ReadOnlyAccess")
-_all_policies = json.loads(moto.iam.models.aws_managed_policies_data)
-moto.iam.models.aws_managed_policies_data = json.dumps({name: _all_policies[name] for name in MANAGED_POLICIES_USED})
 
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -44,14 +37,8 @@ def fake_aws_credentials(monkeypatch):
 @pytest.fixture(scope="session")
 def moto_server():
     """One moto server for the session, on 127.0.0.1 and a free port; yields its URL."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with Emulator() as emulator:
+        yield emulator.url
 
 
 @pytest.fixture
