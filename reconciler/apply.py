@@ -2,7 +2,8 @@
 
 Each step prints `[i/n] <action> <address> … SUCCESS (0.4s)` or `FAIL: <code>: <message>`.
 The first failure stops the run; what was done and what remains is listed, and running
-apply again continues from live state (there is no state file to get out of step).
+apply again continues from live state (there is no state file to get out of step). Only a
+run in which every step succeeded is recorded (record.py), and only by apply_recorded.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from reconciler.aws import error_code, error_message
 from reconciler.errors import ReconcileError
 from reconciler.kinds import BY_TYPE
 from reconciler.plan import Action, Plan, ResourceChange
+from reconciler.record import record_apply
 
 # Known failures become a FAIL line; anything else is a bug and keeps its traceback.
 STEP_ERRORS = (ClientError, BotoCoreError, ReconcileError)
@@ -26,6 +28,7 @@ class ApplyResult:
     done: list[ResourceChange] = field(default_factory=list)
     failed: ResourceChange | None = None
     remaining: list[ResourceChange] = field(default_factory=list)
+    recorded: str | None = None  # where the record of this apply was written
 
     @property
     def ok(self) -> bool:
@@ -50,6 +53,16 @@ def apply_plan(plan: Plan, clients, *, echo: Callable[..., None], clock: Callabl
             clients.notify = lambda message: None
         step.finish(f"SUCCESS ({clock() - started:.1f}s)")
         result.done.append(change)
+    return result
+
+
+def apply_recorded(plan: Plan, clients, *, spec, echo: Callable[..., None],
+                   clock: Callable[[], float] = time.monotonic) -> ApplyResult:
+    """apply_plan, then the record of what was applied — only when every step succeeded, so a
+    failed run leaves the last record exactly as it was (the next plan still compares with it)."""
+    result = apply_plan(plan, clients, echo=echo, clock=clock)
+    if result.ok:
+        result.recorded = record_apply(plan, clients, spec=spec, done=result.done)
     return result
 
 

@@ -28,6 +28,7 @@ DERIVED_ENV_KEYS = frozenset(DERIVED_ENV_SOURCES)
 ENV_SIZE_LIMIT = 4096
 OWNER_TAG = "canvas:stack"
 RESERVED_KEY_PREFIX = "canvas/"
+IAM_PATTERN_RE = re.compile(r"[*?]|\$\{")
 
 REGION_RE = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+")
 ENV_KEY_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9_]+")
@@ -140,6 +141,12 @@ def _database_key_problem(key: str) -> str | None:
                 "records; choose another prefix, such as database/")
     if key.endswith("/"):
         return f'"{key}" ends with "/", which names a folder; give the database file\'s key, such as database/app.db'
+    if pattern := IAM_PATTERN_RE.search(key):
+        # The key becomes the Resource of the role's policy, where these are patterns: `c*`
+        # would let the function read and write every object starting with c, canvas/ included.
+        return (f'"{key}" contains "{pattern.group()}", which IAM reads as a wildcard or a '
+                "policy variable in the role's policy, so the function could reach other objects; "
+                "use a plain key, such as database/app.db")
     if len(key.encode()) > 1024:
         return f"is {len(key.encode())} bytes long; S3 object keys are at most 1024 bytes"
     return None

@@ -1,5 +1,6 @@
-"""The `reconcile` command line: validate, plan, apply. Thin: each command loads the spec,
-builds a plan and hands it to render or apply; known failures print one clear message."""
+"""The `reconcile` command line: validate, plan, apply, drift, history. Thin: each command
+loads the spec, builds a plan and hands it to render or apply; known failures print one clear
+message."""
 from __future__ import annotations
 
 import functools
@@ -11,14 +12,16 @@ import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler import __version__
-from reconciler.apply import apply_plan, failure_report
+from reconciler.apply import apply_plan, apply_recorded, failure_report
 from reconciler.aws import Clients, describe_connection_error, error_code, error_message
 from reconciler.errors import ReconcileError
 from reconciler.destroy import DESTROY_KINDS, build_destroy_plan
 from reconciler.outputs import read_outputs
 from reconciler.planner import build_plan, discover_target
 from reconciler.target import Target
-from reconciler.render import render_json, render_text
+from reconciler import record
+from reconciler.record import record_destroy
+from reconciler.render import render_drift_markdown, render_drift_text, render_history, render_json, render_text
 from reconciler.spec import SpecError, check_region, load_spec
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -118,16 +121,22 @@ def apply(file, region, profile, endpoint_url, auto_approve) -> None:
     clients = ctx.clients()
     result = build_plan(ctx.spec, clients, region=ctx.region)
     click.echo(render_text(result))
-    if not result.has_changes:
-        return
-    if not auto_approve:
-        _confirm()
-    click.echo("")
-    outcome = apply_plan(result, clients, echo=click.echo)
+    if result.has_changes:
+        if not auto_approve:
+            _confirm()
+        click.echo("")
+    outcome = apply_recorded(result, clients, spec=ctx.spec, echo=click.echo)
     if not outcome.ok:
         click.echo("\n".join(failure_report(outcome)), err=True)
         sys.exit(EXIT_ERROR)
-    click.echo(f"\nApply complete: {len(outcome.done)} change(s) made.")
+    if result.has_changes:
+        click.echo(f"\nApply complete: {len(outcome.done)} change(s) made.")
+    _recorded(outcome.recorded)
+
+
+def _recorded(location: str | None) -> None:
+    if location:
+        click.echo(f"Recorded in {location}.")
 
 
 @main.command()
@@ -176,6 +185,35 @@ def destroy(file, region, profile, endpoint_url, auto_approve, force, delete_buc
         click.echo("\n".join(failure_report(outcome)), err=True)
         sys.exit(EXIT_ERROR)
     click.echo(f"\nDestroy complete: {len(outcome.done)} deleted.")
+    _recorded(record_destroy(result, clients, spec=ctx.spec, done=outcome.done))
+
+
+@main.command()
+@common_options
+@click.option("--format", "output_format", type=click.Choice(["text", "markdown"]), default="text",
+              show_default=True, help="markdown: a table for a CI job summary or a pull-request comment.")
+@known_errors
+def drift(file, region, profile, endpoint_url, output_format) -> None:
+    """Report only what changed in AWS since the last apply (exit 0 none, 2 drift, 1 error)."""
+    result = Context(file, region, profile, endpoint_url).plan()
+    if result.baseline is not None and result.baseline.problem:
+        raise ReconcileError(f"cannot tell drift: the record of the last apply ({result.baseline.location}) "
+                             f"could not be read: {result.baseline.problem} — the caller needs s3:GetObject on "
+                             f"it (see README: the drift check's read-only policy)")
+    click.echo(render_drift_markdown(result) if output_format == "markdown" else render_drift_text(result))
+    sys.exit(EXIT_CHANGES if result.drifted else EXIT_OK)
+
+
+@main.command()
+@common_options
+@click.option("--limit", type=click.IntRange(min=1), help="Show only the newest N applies.")
+@known_errors
+def history(file, region, profile, endpoint_url, limit) -> None:
+    """List past applies, newest first, from the versions of the last-applied record."""
+    ctx = Context(file, region, profile, endpoint_url)
+    bucket, stack = ctx.spec.bucket["name"], ctx.spec.stack
+    entries = record.history(ctx.clients(), bucket=bucket, stack=stack, limit=limit)
+    click.echo(render_history(entries, stack=stack, location=record.location(bucket, stack)))
 
 
 @main.command()

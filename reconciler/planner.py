@@ -1,7 +1,9 @@
 """Reads live state with read-only calls and turns desired vs live into a Plan.
 
-Independent resources are read concurrently; every problem found (a foreign stack's
-resource, a bucket in the wrong region, a denied read) is collected and reported together.
+Independent resources are read concurrently, and so is the record of the last apply, which
+gives each differing attribute its cause (drift or spec; record.py). Every problem found (a
+foreign stack's resource, a bucket in the wrong region, a denied read) is collected and
+reported together.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from reconciler.errors import PlanError, ReconcileError
 from reconciler.kinds import KINDS
 from reconciler.normalize import STACK_TAG
 from reconciler.plan import Action, AttributeChange, Plan, ResourceChange
+from reconciler.record import read_baseline, with_causes
 from reconciler.target import Target, discover
 
 
@@ -47,8 +50,12 @@ def build_plan(spec, clients, *, region: str, kinds=KINDS, max_workers: int | No
                target: Target | None = None) -> Plan:
     target = target or discover_target(clients, region)
     wants = desired_resources(spec, target, kinds)
-    lives, problems = read_live(clients, wants, max_workers=max_workers)
-    changes = []
+    clients.warm({"s3"})
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        record = pool.submit(read_baseline, clients, bucket=spec.bucket["name"], stack=spec.stack)
+        lives, problems = read_live(clients, wants, max_workers=max_workers)
+    baseline = record.result()
+    changes, desired_state = [], {}
     for kind, want in wants:
         address = f"{kind.TYPE}.{want['name']}"
         if address not in lives:
@@ -62,12 +69,14 @@ def build_plan(spec, clients, *, region: str, kinds=KINDS, max_workers: int | No
             continue
         if hasattr(kind, "resolve"):
             want = kind.resolve(want, lives)
+        desired_state[address] = want
         change = resource_change(kind, want, have)
         if change is not None:
-            changes.append(change)
+            changes.append(with_causes(kind, change, baseline))
     if problems:
         raise PlanError(problems)
-    return Plan(stack=spec.stack, region=region, changes=tuple(changes), warnings=tuple(spec.warnings))
+    return Plan(stack=spec.stack, region=region, changes=tuple(changes), warnings=tuple(spec.warnings),
+                baseline=baseline, desired_state=desired_state)
 
 
 def resource_change(kind, want: dict, have: dict | None) -> ResourceChange | None:

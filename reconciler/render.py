@@ -1,13 +1,15 @@
-"""Plan → text (Terraform-like) and JSON, both from the same Plan object."""
+"""Plan → text (Terraform-like), JSON and the drift report (text or markdown), all from the
+same Plan object; and the history of applies as text."""
 from __future__ import annotations
 
 import difflib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from reconciler.plan import Action, AttributeChange, Plan, ResourceChange
+from reconciler.plan import Action, AttributeChange, Cause, Plan, ResourceChange
 
 _SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.REPLACE: "-/+", Action.DELETE: "-", Action.NOOP: " "}
 _COLOUR = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta", Action.DELETE: "red"}
@@ -20,6 +22,10 @@ _VERB = {
 ARROW = "→"
 BLOCK_WIDTH = 60
 _SIGN_COLOUR = {"+": "green", "-": "red", "~": "yellow"}
+_CAUSE_MARK = {Cause.DRIFT: "(drift)", Cause.BOTH: "(drift; canvas.yaml changed too)"}
+DRIFT_CHOICES = "apply to put it back as canvas.yaml says, or change canvas.yaml to accept it."
+WHOLE_RESOURCE = "(the whole resource)"
+MARKDOWN_CELL_WIDTH = 120
 
 
 def format_value(value: Any) -> str:
@@ -51,14 +57,20 @@ def attribute_lines(attr: AttributeChange) -> list[str]:
     else:
         sign, value = "~", None
     head = click.style(f"{sign} ", fg=_SIGN_COLOUR[sign]) + f"{attr.path}:"
+    mark = _cause_mark(attr)
     if sign != "~":
         if _is_block(value):
-            return [head] + [f"    {line}" for line in _pretty(value)]
-        return [f"{head} {format_value(value)}"]
+            return [head + mark] + [f"    {line}" for line in _pretty(value)]
+        return [f"{head} {format_value(value)}{mark}"]
     if _is_block(before) or _is_block(after):
-        return [head] + [_diff_line(line) for line in difflib.ndiff(_pretty(before), _pretty(after))
-                         if not line.startswith("? ")]
-    return [f"{head} {format_value(before)} {ARROW} {format_value(after)}"]
+        return [head + mark] + [_diff_line(line) for line in difflib.ndiff(_pretty(before), _pretty(after))
+                                if not line.startswith("? ")]
+    return [f"{head} {format_value(before)} {ARROW} {format_value(after)}{mark}"]
+
+
+def _cause_mark(attr: AttributeChange) -> str:
+    mark = _CAUSE_MARK.get(attr.cause)
+    return "  " + click.style(mark, fg="cyan", bold=True) if mark else ""
 
 
 def _diff_line(line: str) -> str:
@@ -74,6 +86,8 @@ def resource_block(change: ResourceChange) -> list[str]:
     if change.note:
         lines.append(f"      ({change.note})")
     lines += [f"      {line}" for attr in change.attributes for line in attribute_lines(attr)]
+    if change.drifted:
+        lines.append("      " + click.style("Drift:", fg="cyan", bold=True) + f" {DRIFT_CHOICES}")
     return lines
 
 
@@ -86,7 +100,8 @@ def summary_line(plan: Plan) -> str:
 
 
 def render_text(plan: Plan) -> str:
-    lines = [f"Stack {plan.stack} in {plan.region}: canvas.yaml compared with live AWS.", ""]
+    lines = [f"Stack {plan.stack} in {plan.region}: canvas.yaml compared with live AWS."]
+    lines += _baseline_lines(plan) + [""]
     for change in plan.steps():
         lines += resource_block(change)
         lines.append("")
@@ -99,5 +114,139 @@ def render_text(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def _baseline_lines(plan: Plan) -> list[str]:
+    baseline = plan.baseline
+    if baseline is None:
+        return []
+    if baseline.problem:
+        return [click.style("Warning: ", fg="yellow", bold=True) +
+                f"the record of the last apply ({baseline.location}) could not be read: {baseline.problem}; "
+                "every difference is shown as a change to canvas.yaml, none as drift."]
+    if baseline.record is not None and plan.has_changes:
+        return [f"Last apply: {_last_apply(baseline.record)}; (drift) marks what changed in AWS since then."]
+    return []
+
+
+def _last_apply(record: dict) -> str:
+    return f"{record.get('applied_at')} by {record.get('caller_arn')}"
+
+
 def render_json(plan: Plan) -> str:
     return json.dumps(plan.to_json(), indent=2, sort_keys=False)
+
+
+# --- reconcile drift ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DriftRow:
+    resource: str
+    attribute: str
+    last_applied: str
+    live: str
+    spec_changed_too: bool = False
+
+    @property
+    def note(self) -> str:
+        return " (canvas.yaml changed too)" if self.spec_changed_too else ""
+
+
+def drift_rows(plan: Plan) -> list[DriftRow]:
+    """One row per drifted attribute; a resource deleted by hand, or made by hand where the
+    last apply had removed it, is one row for the whole resource."""
+    rows = []
+    for change in plan.drifted:
+        if change.action is Action.CREATE:
+            rows.append(DriftRow(change.address, WHOLE_RESOURCE, "present", "deleted"))
+        elif change.action is Action.DELETE and all(a.last_applied is None for a in change.drifted):
+            rows.append(DriftRow(change.address, WHOLE_RESOURCE, "absent", "present"))
+        else:
+            rows += [DriftRow(change.address, attr.path, format_value(attr.shown_last_applied()),
+                              format_value(attr.shown()[0]), attr.cause is Cause.BOTH) for attr in change.drifted]
+    return rows
+
+
+def _pending_line(plan: Plan) -> list[str]:
+    pending = sum(1 for c in plan.pending for a in c.attributes if a.cause is Cause.SPEC)
+    if not pending:
+        return []
+    return [f"Not drift: {pending} pending change(s) from canvas.yaml, not applied yet (`reconcile plan` shows them)."]
+
+
+def render_drift_text(plan: Plan) -> str:
+    where = f"stack {plan.stack} in {plan.region}"
+    record = plan.baseline.record if plan.baseline else None
+    if record is None:
+        location = plan.baseline.location if plan.baseline else "the stack's bucket"
+        return "\n".join([f"No drift can be told for {where} yet: no apply is recorded at {location}; "
+                          "`reconcile apply` records one."] + _pending_line(plan))
+    if not plan.drifted:
+        return "\n".join([f"No drift in {where}: live AWS matches the last apply ({_last_apply(record)})."]
+                         + _pending_line(plan))
+    lines = [f"Drift in {where}: changed in AWS since the last apply ({_last_apply(record)}).", ""]
+    rows = drift_rows(plan)
+    for change in plan.drifted:
+        lines.append(click.style(f"  ~ {change.address}", fg="cyan", bold=True))
+        lines += [f"      {row.attribute}{row.note}: last applied {row.last_applied}, live now {row.live}"
+                  for row in rows if row.resource == change.address]
+        lines += [f"      Drift: {DRIFT_CHOICES}", ""]
+    lines.append(f"{len(rows)} drifted attribute(s) in {len(plan.drifted)} resource(s).")
+    return "\n".join(lines + _pending_line(plan))
+
+
+def render_drift_markdown(plan: Plan) -> str:
+    where = f"`{plan.stack}` ({plan.region})"
+    record = plan.baseline.record if plan.baseline else None
+    if record is None:
+        location = plan.baseline.location if plan.baseline else "the stack's bucket"
+        lines = [f"### Drift check of {where}: no apply recorded yet", "",
+                 f"No apply is recorded at `{location}`, so drift cannot be told apart from pending "
+                 "changes yet; `reconcile apply` records one."]
+    elif not plan.drifted:
+        lines = [f"### No drift in {where}", "",
+                 f"Live AWS matches the last apply ({_md_last_apply(record)})."]
+    else:
+        rows = drift_rows(plan)
+        lines = [f"### Drift in {where}", "",
+                 f"Changed in AWS outside canvas-reconcile since the last apply ({_md_last_apply(record)}):", "",
+                 "| resource | attribute | last applied | live now |", "| --- | --- | --- | --- |"]
+        lines += [f"| {_md_code(r.resource)} | {_md_code(r.attribute)}{r.note} | {_md_code(r.last_applied)} | "
+                  f"{_md_code(r.live)} |" for r in rows]
+        lines += ["", f"**{len(rows)} drifted attribute(s) in {len(plan.drifted)} resource(s).** "
+                      f"For each: {DRIFT_CHOICES}"]
+        if any(len(cell) > MARKDOWN_CELL_WIDTH for r in rows for cell in (r.last_applied, r.live)):
+            lines.append("Long values are shortened here; `reconcile plan` shows them whole.")
+    pending = _pending_line(plan)
+    return "\n".join(lines + (["", f"_{pending[0]}_"] if pending else []))
+
+
+def _md_last_apply(record: dict) -> str:
+    return f"{_md_code(str(record.get('applied_at')))} by {_md_code(str(record.get('caller_arn')))}"
+
+
+def _md_code(text: str) -> str:
+    """A table cell as inline code: one line, pipes escaped, never wider than the table can bear."""
+    text = " ".join(text.split())
+    if len(text) > MARKDOWN_CELL_WIDTH:
+        text = text[:MARKDOWN_CELL_WIDTH - 1] + "…"
+    fence = "``" if "`" in text else "`"
+    pad = " " if fence == "``" else ""
+    return f"{fence}{pad}{text}{pad}{fence}".replace("|", "\\|")
+
+
+# --- reconcile history ----------------------------------------------------------------------
+
+def render_history(entries: list[dict], *, stack: str, location: str) -> str:
+    if not entries:
+        return "No applies recorded."
+    lines = [f"Applies of stack {stack} recorded in {location}, newest first:", ""]
+    for entry in entries:
+        if entry.get("unreadable"):
+            lines.append(f"{entry['version_id']}  (not a readable record)")
+            continue
+        spec_hash = (entry.get("spec_sha256") or "")[:12] or "?"
+        lines.append(f"{entry.get('applied_at')}  {entry.get('caller_arn')}  spec {spec_hash}  "
+                     f"tool {entry.get('tool_version')}")
+        changes = entry.get("changes") or []
+        lines += [f"    {c.get('action')} {c.get('address')}" for c in changes] or \
+                 ["    (no changes: recorded a stack that already matched canvas.yaml)"]
+    return "\n".join(lines)

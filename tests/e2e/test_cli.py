@@ -38,7 +38,9 @@ def test_plan_json_matches_its_schema_and_lists_every_resource(reconcile, canvas
         "lambda_permission.FunctionURLAllowPublicAccess", "lambda_permission.FunctionURLInvokeAllowPublicAccess"]
     assert document["summary"] == {"create": 8, "update": 0, "replace": 0, "delete": 0, "no-op": 0}
     bucket = document["changes"][0]
-    assert {"path": "tags.canvas:stack", "before": None, "after": "code-canvas-astro"} in bucket["attributes"]
+    # Nothing was applied before, so there is no record: every difference is a pending change.
+    assert {"path": "tags.canvas:stack", "before": None, "after": "code-canvas-astro", "cause": "spec"} \
+        in bucket["attributes"]
 
 
 def test_first_apply_stops_at_the_missing_image_then_continues_once_it_is_pushed(reconcile, prebuilt_canvas, aws):
@@ -85,7 +87,7 @@ def test_drift_made_by_hand_is_shown_exits_2_and_apply_repairs_it(reconcile, dep
     document = json.loads(reconcile("plan", "--json").out)
     by_address = {c["address"]: c for c in document["changes"]}
     assert by_address[f"s3_bucket.{BUCKET}"]["attributes"] == [
-        {"path": "versioning", "before": "Suspended", "after": "Enabled"}]
+        {"path": "versioning", "before": "Suspended", "after": "Enabled", "cause": "drift"}]
 
     repair = reconcile("apply", "--auto-approve")
     assert repair.code == 0, repair.err

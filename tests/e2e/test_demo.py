@@ -92,7 +92,7 @@ def test_the_demo_tells_the_whole_story_and_leaves_nothing_running(tmp_path, use
     drift = demo.step(6)
     assert "~ lambda_function.code-canvas-astro-lambda will be updated in place" in drift
     assert re.findall(r"^ +[~+-] .*$", drift, re.MULTILINE) == [
-        "  ~ lambda_function.code-canvas-astro-lambda will be updated in place", "      ~ memory: 1024 → 2048"]
+        "  ~ lambda_function.code-canvas-astro-lambda will be updated in place", "      ~ memory: 1024 → 2048  (drift)"]
     assert "Plan: 0 to create, 1 to update, 0 to replace, 0 to delete." in drift
     assert "exit code 2" in drift
     assert "[1/1] update lambda_function.code-canvas-astro-lambda … SUCCESS" in demo.step(7)

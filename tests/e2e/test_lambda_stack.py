@@ -79,7 +79,7 @@ def test_stack_from_nothing_waits_for_its_image_then_follows_a_new_push(reconcil
     changes = changes_of(drift.out)
     assert changes[f"lambda_function.{FUNCTION}"]["action"] == "update"
     assert changes[f"lambda_function.{FUNCTION}"]["attributes"] == [
-        {"path": "image_digest", "before": first_digest, "after": second_digest}]
+        {"path": "image_digest", "before": first_digest, "after": second_digest, "cause": "spec"}]
     assert [c["address"] for c in changes.values() if c["action"] != "no-op"] == [f"lambda_function.{FUNCTION}"]
     # The public-URL warning goes to stderr, once, and never into the JSON on stdout.
     assert drift.err.count("Warning:") == 1 and "public" in drift.err, drift.err

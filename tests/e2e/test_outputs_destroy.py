@@ -25,9 +25,12 @@ def planned_deletes(output: str) -> list[str]:
 
 
 def object_history(aws) -> list[tuple]:
+    """The app's objects; the tool's own records under canvas/ gain a version with every apply and destroy."""
     answer = aws.s3.list_object_versions(Bucket=BUCKET)
-    return sorted((v["Key"], v["VersionId"], v["IsLatest"], "version") for v in answer.get("Versions", [])) + \
-        sorted((m["Key"], m["VersionId"], m["IsLatest"], "marker") for m in answer.get("DeleteMarkers", []))
+    mine = [v for v in answer.get("Versions", []) if not v["Key"].startswith("canvas/")]
+    markers = [m for m in answer.get("DeleteMarkers", []) if not m["Key"].startswith("canvas/")]
+    return sorted((v["Key"], v["VersionId"], v["IsLatest"], "version") for v in mine) + \
+        sorted((m["Key"], m["VersionId"], m["IsLatest"], "marker") for m in markers)
 
 
 def inventory(aws) -> dict:
@@ -162,7 +165,8 @@ def test_destroy_with_delete_bucket_counts_what_is_lost_and_removes_everything(r
 
     run = reconcile("destroy", "--auto-approve", "--force", "--delete-bucket", "--confirm-bucket", BUCKET)
     assert run.code == 0, run.out + run.err
-    assert "2 object(s), 5 version(s) and 1 delete marker(s) will be lost" in run.out
+    # The app's 2 objects and 5 versions, and the record of the deploying apply (canvas/…/last-applied.json).
+    assert "3 object(s), 6 version(s) and 1 delete marker(s) will be lost" in run.out
     assert planned_deletes(run.out)[-2:] == [f"ecr_repository.{REPO}", f"s3_bucket.{BUCKET}"]
     assert "Destroy complete: 7 deleted." in run.out
     assert inventory(aws) == {"buckets": [], "objects": None, "repositories": {}, "roles": [], "functions": [],

@@ -92,9 +92,12 @@ def deploy_by_hand(aws) -> str:
 
 
 def database_versions(aws) -> list[tuple[str, str, bool]]:
+    """The app's objects; apply adds its own record under canvas/, which is not the app's data."""
     answer = aws.s3.list_object_versions(Bucket=BUCKET)
-    return [(v["Key"], v["VersionId"], v["IsLatest"]) for v in answer.get("Versions", [])] + \
-           [(m["Key"], m["VersionId"], m["IsLatest"]) for m in answer.get("DeleteMarkers", [])]
+    return [(v["Key"], v["VersionId"], v["IsLatest"]) for v in answer.get("Versions", [])
+            if not v["Key"].startswith("canvas/")] + \
+           [(m["Key"], m["VersionId"], m["IsLatest"]) for m in answer.get("DeleteMarkers", [])
+            if not m["Key"].startswith("canvas/")]
 
 
 # The guide builds and pushes its image by hand, so canvas.yaml has no image.build here: the
@@ -121,14 +124,14 @@ def test_apply_over_the_seed_guides_deployment_only_updates_and_converges(reconc
     for address in (f"s3_bucket.{BUCKET}", f"ecr_repository.{REPO}", f"iam_role.{ROLE}",
                     f"lambda_function.{FUNCTION}"):
         assert attribute(address, "tags.canvas:stack") == {
-            "path": "tags.canvas:stack", "before": None, "after": STACK}, address
+            "path": "tags.canvas:stack", "before": None, "after": STACK, "cause": "spec"}, address
     assert {"block_public_access"} <= paths(f"s3_bucket.{BUCKET}")
     assert attribute(f"ecr_repository.{REPO}", "scan_on_push") == {
-        "path": "scan_on_push", "before": False, "after": True}
+        "path": "scan_on_push", "before": False, "after": True, "cause": "spec"}
     # The guide's policy (s3:HeadObject, bucket/*) gives way to the least-privilege one.
     assert "inline_policies.S3DatabaseAccessPolicy" in paths(f"iam_role.{ROLE}")
     assert attribute(f"lambda_function.{FUNCTION}", "environment.AWS_REGION") == {
-        "path": "environment.AWS_REGION", "before": REGION, "after": None}
+        "path": "environment.AWS_REGION", "before": REGION, "after": None, "cause": "spec"}
     # The function already runs the digest the tag points to: no code update.
     assert "image_digest" not in paths(f"lambda_function.{FUNCTION}")
     # The guide's CORS and its one permission already match (moto's flat permission fields
