@@ -1,6 +1,6 @@
-"""The `reconcile` command line: validate, plan, apply, drift, history. Thin: each command
-loads the spec, builds a plan and hands it to render or apply; known failures print one clear
-message."""
+"""The `reconcile` command line: validate, plan, apply, outputs, destroy, drift, history, demo,
+local. Thin: each command loads the spec, builds a plan and hands it to render or apply; known
+failures print one clear message."""
 from __future__ import annotations
 
 import functools
@@ -24,7 +24,7 @@ from reconciler.record import record_destroy
 from reconciler.render import render_drift_markdown, render_drift_text, render_history, render_json, render_text
 from reconciler.spec import SpecError, check_region, load_spec
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _fail(message: str) -> None:
@@ -45,6 +45,11 @@ def known_errors(command):
             _fail(str(exc))
         except (ClientError, BotoCoreError) as exc:
             _fail(describe_connection_error(exc) or f"{error_code(exc)}: {error_message(exc)}")
+        except KeyboardInterrupt:
+            # No state file can be left half-written: live AWS is the truth, so say how to go on.
+            click.echo("\nInterrupted. Whatever finished stays done; run the command again to continue "
+                       "from live state.", err=True)
+            sys.exit(EXIT_INTERRUPTED)
     return wrapper
 
 

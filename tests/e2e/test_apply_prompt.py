@@ -56,3 +56,14 @@ def test_plain_output_has_no_colour_codes(terminal, moto_endpoint):
     assert "\x1b[" not in result.output
     coloured = terminal.invoke(cli.main, ["plan"], color=True)
     assert "\x1b[" in coloured.output  # the same plan on a terminal is coloured
+
+
+def test_ctrl_c_at_the_prompt_says_how_to_go_on_and_exits_130(terminal, moto_endpoint, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.click, "prompt", interrupted)
+    result = terminal.invoke(cli.main, ["apply"])
+    assert result.exit_code == 130
+    assert "Interrupted." in result.output and "run the command again" in result.output
+    assert boto3.client("s3").list_buckets()["Buckets"] == []
