@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -28,8 +27,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parents[1]), str(HERE)]
 
-from runtime_testkit import (S3, FakeExtensionsApi, RuntimeProcess, aws_env, free_port,  # noqa: E402
-                             runtime_environment, start_extension, wait_for)
+from runtime_testkit import (S3, RuntimeProcess, aws_env, free_port,  # noqa: E402
+                             runtime_environment, serve_fake_extensions_api, start_extension, wait_for)
 
 from runtime.config import Config  # noqa: E402
 from runtime.replica import Replica  # noqa: E402
@@ -140,7 +139,7 @@ def bench_extension(endpoint: str, home: Path) -> None:
         request(process.port, "POST", "/notes", f"note {n}".encode())
     request(process.port, "GET", "/touch")  # unsynced
     process.kill9()
-    api = _serve_fake_api()
+    api = serve_fake_extensions_api()
     extension = start_extension(env, api, home / "ext.log")
     wait_for(lambda: api.next_calls, timeout=20, what="registration")
     started = time.perf_counter()
@@ -149,41 +148,6 @@ def bench_extension(endpoint: str, home: Path) -> None:
     print("extension (small database, one unsynced change):")
     print(f"  SHUTDOWN -> final sync uploaded -> exit             {(time.perf_counter() - started) * 1000:8.0f} ms   (budget 2000 ms)")
     process.cleanup()
-
-
-def _serve_fake_api() -> FakeExtensionsApi:
-    """The same fake the tests use, started by hand (no pytest fixtures here)."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    api = FakeExtensionsApi()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self._answer({"Lambda-Extension-Identifier": "bench"})
-
-        def do_GET(self):
-            api.next_calls.append({})
-            api._release.wait(60)
-            self._answer({}, {"eventType": "SHUTDOWN", "shutdownReason": "spindown"})
-
-        def _answer(self, headers, body=None):
-            data = json.dumps(body or {}).encode()
-            self.send_response(200)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    api.address = f"127.0.0.1:{server.server_port}"
-    return api
 
 
 def main() -> None:

@@ -8,16 +8,13 @@ test here. A unique bucket isolates the tests just as well; it is emptied and de
 """
 from __future__ import annotations
 
-import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from runtime_testkit import PROBE_APP, TASKBOARD, S3, FakeExtensionsApi, RuntimeProcess, runtime_environment
+from runtime_testkit import PROBE_APP, TASKBOARD, S3, RuntimeProcess, runtime_environment, serve_fake_extensions_api
 
 
 @pytest.fixture
@@ -69,44 +66,8 @@ def probe_env(runtime_env, tmp_path):
 
 @pytest.fixture
 def extensions_api():
-    api = FakeExtensionsApi()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.path != "/2020-01-01/extension/register":
-                return self._answer(404, {})
-            api.registrations.append({"headers": dict(self.headers.items()), "body": json.loads(body)})
-            self._answer(200, {"functionName": "test", "functionVersion": "$LATEST", "handler": "x"},
-                         {"Lambda-Extension-Identifier": "ext-id-1234"})
-
-        def do_GET(self):
-            if self.path != "/2020-01-01/extension/event/next":
-                return self._answer(404, {})
-            api.next_calls.append({"headers": dict(self.headers.items())})
-            api._release.wait(60)
-            self._answer(200, {"eventType": "SHUTDOWN", "shutdownReason": api.reason,
-                               "deadlineMs": int(time.time() * 1000) + 2000})
-
-        def _answer(self, status, body, headers=None):
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    api.address = f"127.0.0.1:{server.server_port}"
+    api = serve_fake_extensions_api()
     yield api
-    api._release.set()
-    server.shutdown()
-    server.server_close()
+    api.stop()
 
 

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -234,10 +235,57 @@ class FakeExtensionsApi:
     _release: threading.Event = field(default_factory=threading.Event)
     address: str = ""
     reason: str = "spindown"
+    _server: ThreadingHTTPServer | None = None
 
     def shutdown(self, reason: str = "spindown") -> None:
         self.reason = reason
         self._release.set()
+
+    def stop(self) -> None:
+        self._release.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def serve_fake_extensions_api() -> FakeExtensionsApi:
+    """Start the fake on 127.0.0.1 and a free port; `stop()` ends it."""
+    api = FakeExtensionsApi()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path != "/2020-01-01/extension/register":
+                return self._answer(404, {})
+            api.registrations.append({"headers": dict(self.headers.items()), "body": json.loads(body)})
+            self._answer(200, {"functionName": "test", "functionVersion": "$LATEST", "handler": "x"},
+                         {"Lambda-Extension-Identifier": "ext-id-1234"})
+
+        def do_GET(self):
+            if self.path != "/2020-01-01/extension/event/next":
+                return self._answer(404, {})
+            api.next_calls.append({"headers": dict(self.headers.items())})
+            api._release.wait(60)
+            self._answer(200, {"eventType": "SHUTDOWN", "shutdownReason": api.reason,
+                               "deadlineMs": int(time.time() * 1000) + 2000})
+
+        def _answer(self, status, body, headers=None):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api.address, api._server = f"127.0.0.1:{server.server_port}", server
+    return api
 
 
 def start_extension(env: dict[str, str], api: FakeExtensionsApi, log_path: Path) -> subprocess.Popen:
