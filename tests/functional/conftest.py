@@ -13,6 +13,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+# The harness's assert helpers get pytest's detailed failure messages too.
+pytest.register_assert_rewrite("moto_harness")
+
 from moto_harness import FAKE_ENV, OTHER_REGION, REGION, CallRecorder, Canvas, Console, Names, inject_error
 from reconciler.aws import Clients
 

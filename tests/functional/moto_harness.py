@@ -20,7 +20,7 @@ from botocore.awsrequest import AWSResponse
 from reconciler.apply import ApplyResult, apply_plan
 from reconciler.aws import Clients
 from reconciler.kinds import FOUNDATION
-from reconciler.plan import Plan, ResourceChange
+from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.planner import build_plan
 from reconciler.spec import load_spec
 
@@ -229,6 +229,24 @@ class Canvas:
     def converge(self) -> None:
         applied = self.apply()
         assert applied.result.ok, applied.lines
+        assert not self.plan().has_changes
+
+    def assert_repaired(self, kind: str, expected: tuple, repair_call: str, *,
+                        shown: Callable = lambda value: value) -> None:
+        """After an out-of-band change: the plan shows exactly `expected` (path, before, after)
+        on `kind` and nothing elsewhere; apply repairs it with the one write `repair_call`, and
+        the next plan is empty. `shown` projects before/after for comparison (policies by grant)."""
+        plan = self.plan()
+        change = self.change(plan, kind)
+        assert change.action is Action.UPDATE
+        assert [(a.path, shown(a.before), shown(a.after)) for a in change.attributes] == [expected]
+        assert [c.action for c in plan.changes if c.type != kind] == [Action.NOOP, Action.NOOP]
+
+        self.calls.clear()
+        applied = self.apply(plan)
+
+        assert applied.result.ok, applied.lines
+        assert self.calls.mutating == [repair_call]
         assert not self.plan().has_changes
 
     @staticmethod

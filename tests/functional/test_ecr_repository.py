@@ -58,18 +58,7 @@ def test_drift_is_detected_and_repaired(canvas, console, drift, path, before, af
     canvas.converge()
     drift(console)
 
-    plan = canvas.plan()
-    change = canvas.change(plan, "ecr_repository")
-    assert change.action is Action.UPDATE
-    assert [(a.path, a.before, a.after) for a in change.attributes] == [(path, before, after)]
-    assert [c.action for c in plan.changes if c.type != "ecr_repository"] == [Action.NOOP, Action.NOOP]
-
-    canvas.calls.clear()
-    applied = canvas.apply(plan)
-
-    assert applied.result.ok, applied.lines
-    assert canvas.calls.mutating == [repair_call]
-    assert not canvas.plan().has_changes
+    canvas.assert_repaired("ecr_repository", (path, before, after), repair_call)
 
 
 def test_attributes_left_out_of_canvas_yaml_are_unmanaged(canvas, console):

@@ -109,19 +109,7 @@ def test_drift_is_detected_and_repaired(canvas, console, drift, path, before, af
     if after is DERIVED:
         after = least_privilege_policy(canvas.names.bucket)
 
-    plan = canvas.plan()
-    change = canvas.change(plan, "iam_role")
-    assert change.action is Action.UPDATE
-    assert [(a.path, _grant(a.before), _grant(a.after)) for a in change.attributes] == [
-        (path, _grant(before), _grant(after))]
-    assert [c.action for c in plan.changes if c.type != "iam_role"] == [Action.NOOP, Action.NOOP]
-
-    canvas.calls.clear()
-    applied = canvas.apply(plan)
-
-    assert applied.result.ok, applied.lines
-    assert canvas.calls.mutating == [repair_call]
-    assert not canvas.plan().has_changes
+    canvas.assert_repaired("iam_role", (path, _grant(before), _grant(after)), repair_call, shown=_grant)
 
 
 def _actions_in_other_case(bucket):

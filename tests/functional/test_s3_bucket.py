@@ -79,18 +79,7 @@ def test_drift_is_detected_and_repaired(canvas, console, drift, path, before, af
     canvas.converge()
     drift(console)
 
-    plan = canvas.plan()
-    change = canvas.change(plan, "s3_bucket")
-    assert change.action is Action.UPDATE
-    assert [(a.path, a.before, a.after) for a in change.attributes] == [(path, before, after)]
-    assert [c.action for c in plan.changes if c.type != "s3_bucket"] == [Action.NOOP, Action.NOOP]
-
-    canvas.calls.clear()
-    applied = canvas.apply(plan)
-
-    assert applied.result.ok, applied.lines
-    assert canvas.calls.mutating == [repair_call]
-    assert not canvas.plan().has_changes
+    canvas.assert_repaired("s3_bucket", (path, before, after), repair_call)
 
 
 def test_tags_canvas_yaml_does_not_mention_are_neither_drift_nor_lost(canvas, console):
