@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-
 from lambda_harness import (  # noqa: F401  (deploy … stack are fixtures)
     FUNCTION, STACK_TAGS, TAG, deploy, deployed, lambda_console, stack,
 )
