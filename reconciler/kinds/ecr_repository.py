@@ -26,9 +26,6 @@ FIELDS = (
 UNTAGGED_GRACE_DAYS = 1
 
 
-def name(spec) -> str:
-    return spec.repository["name"]
-
 
 def desired(spec, target) -> dict:
     repo = spec.repository

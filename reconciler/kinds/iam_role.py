@@ -36,9 +36,6 @@ FIELDS = (
 )
 
 
-def name(spec) -> str:
-    return spec.role["name"]
-
 
 def database_policy(bucket: str, key: str, region: str) -> dict:
     arn = f"arn:{partition(region)}:s3:::{bucket}"

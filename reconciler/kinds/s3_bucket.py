@@ -29,9 +29,6 @@ class RegionMismatch(ReconcileError):
     """The bucket exists, but in another region; names are global and buckets cannot move."""
 
 
-def name(spec) -> str:
-    return spec.bucket["name"]
-
 
 def desired(spec, target) -> dict:
     bucket = spec.bucket
