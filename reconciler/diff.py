@@ -32,6 +32,10 @@ class Field:
     purge: bool = False
     sensitive: Callable[[str, Any], bool] | None = None
 
+    def same(self, a: Any, b: Any) -> bool:
+        """Equal as this field compares: both sides projected, lists as sets where AWS keeps sets."""
+        return equal(self.compare_as(a), self.compare_as(b), unordered=self.unordered)
+
 
 def lookup(document: Mapping | None, path: str) -> Any:
     value: Any = document
@@ -56,7 +60,7 @@ def diff(fields: tuple[Field, ...], desired: Mapping, live: Mapping | None) -> l
         have = lookup(live, field.path)
         if field.per_key:
             changes.extend(_diff_mapping(field, want, have or {}))
-        elif live is None or not _same(field, want, have):
+        elif live is None or not field.same(want, have):
             changes.append(_change(field, field.path, have, want))
     return changes
 
@@ -64,16 +68,12 @@ def diff(fields: tuple[Field, ...], desired: Mapping, live: Mapping | None) -> l
 def _diff_mapping(field: Field, want: Mapping, have: Mapping) -> list[AttributeChange]:
     changes = []
     for key in sorted(want):
-        if key not in have or not _same(field, want[key], have[key]):
+        if key not in have or not field.same(want[key], have[key]):
             changes.append(_change(field, f"{field.path}.{key}", have.get(key), want[key]))
     if field.purge:
         for key in sorted(set(have) - set(want)):
             changes.append(_change(field, f"{field.path}.{key}", have[key], None))
     return changes
-
-
-def _same(field: Field, want: Any, have: Any) -> bool:
-    return equal(field.compare_as(want), field.compare_as(have), unordered=field.unordered)
 
 
 def _change(field: Field, path: str, before: Any, after: Any) -> AttributeChange:

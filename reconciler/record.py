@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler import __version__
 from reconciler.aws import describe_connection_error, error_code, error_message
-from reconciler.diff import Field, equal, lookup
+from reconciler.diff import Field, lookup
 from reconciler.errors import ReconcileError
 from reconciler.kinds import BY_TYPE
 from reconciler.plan import AttributeChange, Baseline, Cause, Plan, ResourceChange
@@ -106,7 +106,7 @@ def _classified(fields, attr: AttributeChange, *, want: Mapping | None, have: Ma
     wanted, live = _value(field, key, want), _value(field, key, have)
     if field.per_key and _sensitive(field, key, wanted if wanted is not None else live):
         wanted, live = (None if v is None else secret_digest(key, v) for v in (wanted, live))
-    spec, drift = not _same(field, wanted, recorded), not _same(field, live, recorded)
+    spec, drift = not field.same(wanted, recorded), not field.same(live, recorded)
     cause = Cause.BOTH if spec and drift else Cause.DRIFT if drift else Cause.SPEC
     return dataclasses.replace(attr, cause=cause, last_applied=recorded)
 
@@ -143,10 +143,6 @@ def _value(field: Field, key: str | None, document: Mapping | None) -> Any:
     if field.per_key:
         return (value or {}).get(key)
     return value
-
-
-def _same(field: Field, a: Any, b: Any) -> bool:
-    return equal(field.compare_as(a), field.compare_as(b), unordered=field.unordered)
 
 
 # --- reading --------------------------------------------------------------------------------
