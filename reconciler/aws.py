@@ -6,21 +6,67 @@ so throttling is absorbed here and nowhere else.
 """
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, TypeVar
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.parsers
 
 from reconciler import __version__
+from reconciler.errors import ReconcileError
 
-RETRY_CONFIG = botocore.config.Config(
-    retries={"mode": "adaptive", "max_attempts": 5},
-    user_agent_extra=f"canvas-reconcile/{__version__}",
-)
+# A hung endpoint must not mean minutes of silence (botocore's defaults are a 60 s read
+# timeout per attempt). Worst case: MAX_ATTEMPTS × (CONNECT or READ timeout) plus botocore's
+# backoff between attempts (at most 1 + 2 + 4 + 8 s) — under a minute; see worst_case_seconds.
+MAX_ATTEMPTS = 5
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 8.0
+STILL_WAITING_AFTER = 10.0
+
+
+def retry_config() -> botocore.config.Config:
+    return botocore.config.Config(
+        retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+        user_agent_extra=f"canvas-reconcile/{__version__}",
+    )
+
+
+def worst_case_seconds() -> float:
+    """How long one call can take before it fails, when the endpoint never answers."""
+    backoff = sum(min(2.0 ** attempt, 20.0) for attempt in range(MAX_ATTEMPTS - 1))
+    return MAX_ATTEMPTS * max(CONNECT_TIMEOUT, READ_TIMEOUT) + backoff
+
+
+class NotAwsAnswer(botocore.exceptions.BotoCoreError):
+    """Something answered HTTP at the endpoint, but not as AWS does (a web server, a wrong port)."""
+    fmt = "{message}"
+
+
+def check_endpoint(url: str, source: str) -> str:
+    """A usable endpoint URL, or one message naming where the bad one came from."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        guess = url if "://" in url else f"http://{url}"
+        raise ReconcileError(f"{source} {url!r} is not an endpoint URL: write it with its scheme, "
+                             f"such as {guess!r} (a local emulator) or https://… (AWS)")
+    return url
+
+
+def endpoint_from_environment(service: str) -> tuple[str, str] | None:
+    """The endpoint botocore would take from the environment for `service`, with its variable:
+    the service-specific AWS_ENDPOINT_URL_<SERVICE> first, then AWS_ENDPOINT_URL."""
+    for name in (f"AWS_ENDPOINT_URL_{service.upper()}", "AWS_ENDPOINT_URL"):
+        if os.environ.get(name):
+            return os.environ[name], name
+    return None
 
 
 class Clients:
@@ -34,6 +80,10 @@ class Clients:
         self.sleep, self.clock = sleep, clock
         # Where a long step says what it is waiting for; apply points it at the step's output.
         self.notify: Callable[[str], None] = lambda message: None
+        # Where "still waiting for …" goes when an endpoint is slow to answer (stderr by default).
+        self.warn: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)
+        if endpoint_url:
+            check_endpoint(endpoint_url, "--endpoint-url")
         self._session = boto3.Session(profile_name=profile, region_name=region)
         self._clients: dict[str, object] = {}
         self._lock = threading.Lock()
@@ -46,12 +96,18 @@ class Clients:
     def client(self, service: str):
         with self._lock:
             if service not in self._clients:
-                kwargs = {"config": RETRY_CONFIG}
+                kwargs = {"config": retry_config()}
                 # Only pass an explicit endpoint; otherwise botocore honours AWS_ENDPOINT_URL
                 # and the service-specific variants exactly as the AWS CLI does.
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
-                self._clients[service] = self._session.client(service, **kwargs)
+                else:
+                    from_env = endpoint_from_environment(service)
+                    if from_env:
+                        check_endpoint(from_env[0], from_env[1])
+                client = self._session.client(service, **kwargs)
+                _Watch(client, service, self).register()
+                self._clients[service] = client
             return self._clients[service]
 
     @property
@@ -76,6 +132,46 @@ class Clients:
 
     def services(self) -> dict[str, object]:
         return dict(self._clients)
+
+
+class _Watch:
+    """Per-client botocore hooks: say once per service when an answer is slow in coming, and
+    turn an answer that is not AWS's (botocore's ResponseParserError) into one clear error."""
+
+    def __init__(self, client, service: str, clients: Clients):
+        self.client, self.service, self.clients = client, service, clients
+        self.endpoint = client.meta.endpoint_url
+        self.warned = False
+
+    def register(self) -> None:
+        events = self.client.meta.events
+        events.register("before-call", self.started)
+        events.register("after-call", self.finished)
+        events.register("after-call-error", self.failed)
+
+    def started(self, context, **_):
+        timer = threading.Timer(STILL_WAITING_AFTER, self.still_waiting)
+        timer.daemon = True
+        context["canvas_watch"] = timer
+        timer.start()
+
+    def still_waiting(self) -> None:
+        if not self.warned:
+            self.warned = True
+            self.clients.warn(f"still waiting for {self.service} at {self.endpoint} "
+                              f"(giving up after about {worst_case_seconds():.0f}s; Ctrl-C stops)")
+
+    def finished(self, context, **_):
+        timer = context.pop("canvas_watch", None)
+        if timer:
+            timer.cancel()
+
+    def failed(self, exception, context, **_):
+        self.finished(context)
+        if isinstance(exception, botocore.parsers.ResponseParserError):
+            raise NotAwsAnswer(message=(
+                f"{self.endpoint} answered, but not as AWS {self.service} does — check --endpoint-url / "
+                f"AWS_ENDPOINT_URL: is it an AWS emulator (reconcile local), on the right port?")) from exception
 
 
 T = TypeVar("T")
@@ -137,6 +233,11 @@ def describe_connection_error(exc: BaseException) -> str | None:
                 "or point --endpoint-url at a local emulator (with any fake keys)")
     if isinstance(exc, botocore.exceptions.ProfileNotFound):
         return f"{exc} — check --profile / AWS_PROFILE against ~/.aws/config"
+    if isinstance(exc, NotAwsAnswer):
+        return str(exc)
+    if isinstance(exc, (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError)):
+        return (f"no answer in time: {exc} ({MAX_ATTEMPTS} attempts) — check that the endpoint is up and "
+                f"answering (--endpoint-url / AWS_ENDPOINT_URL) and the network")
     if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError)):
         return f"cannot reach AWS: {exc} — check the network, --endpoint-url / AWS_ENDPOINT_URL and --region"
     if isinstance(exc, botocore.exceptions.ClientError) and error_code(exc) in (

@@ -217,7 +217,9 @@ def history(file, region, profile, endpoint_url, limit) -> None:
     """List past applies, newest first, from the versions of the last-applied record."""
     ctx = Context(file, region, profile, endpoint_url)
     bucket, stack = ctx.spec.bucket["name"], ctx.spec.stack
-    entries = record.history(ctx.clients(), bucket=bucket, stack=stack, limit=limit)
+    clients = ctx.clients()
+    ctx.target(clients)  # AWS must answer as AWS before an empty listing can mean "never applied"
+    entries = record.history(clients, bucket=bucket, stack=stack, limit=limit)
     click.echo(render_history(entries, stack=stack, location=record.location(bucket, stack)))
 
 

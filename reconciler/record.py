@@ -268,7 +268,9 @@ def history(clients, *, bucket: str, stack: str, limit: int | None = None) -> li
         for page in clients.s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
             versions += [v for v in page.get("Versions", []) if v["Key"] == key]
     except ClientError as exc:
-        if error_code(exc) in _ABSENT_ANSWERS:
+        # Only S3's own word that the bucket is not there means "never applied"; a bare 404 may
+        # be a web server that is not S3 at all, and must not read as an empty history.
+        if error_code(exc) == "NoSuchBucket":
             return []
         raise
     versions.sort(key=lambda v: v["LastModified"], reverse=True)

@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Mapping, Sequence
 
+from runtime import ports
 from runtime.events import MAX_PAYLOAD_BYTES, AppRequest, AppResponse, PayloadTooLarge
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,17 @@ class AppProcess:
         """Start the app and wait (bounded) until the readiness path answers."""
         self.output.clear()
         try:
+            ports.check_free(self.port)
+        except ports.PortTaken as error:
+            raise AppError(str(error)) from None
+        try:
             self.process = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         except OSError as error:
             raise AppError(f"could not start APP_COMMAND {self.command[0]!r}: {error}") from None
         threading.Thread(target=self._pump, args=(self.process,), name="app-output", daemon=True).start()
         self._wait_ready()
+        self._check_owner()
         log.info("app ready on port %d (pid %d)", self.port, self.process.pid)
 
     def _wait_ready(self) -> None:
@@ -67,6 +73,19 @@ class AppProcess:
         self.stop()
         raise AppError(f"the app did not answer GET {self.ready_path} on port {self.port} within "
                        f"{self.ready_timeout:g}s (READY_TIMEOUT); its output:\n{self.output_tail()}")
+
+    def _check_owner(self) -> None:
+        """The answer to the readiness check must come from our app: a process left on the port
+        (another runtime's app, an unrelated server) would otherwise receive our database's writes."""
+        owned = ports.owned_by(self.port, self.process.pid)
+        if owned is False:
+            self.stop()
+            raise AppError(f"port {self.port} is answered by a process this runtime did not start (its own app "
+                           f"could not listen there); stop that process or set PORT to a free port. The app's "
+                           f"output:\n{self.output_tail()}")
+        if owned is None:
+            log.debug("cannot tell who listens on port %d here (no /proc); checked only that it was free",
+                      self.port)
 
     def _answers(self) -> bool:
         """Any HTTP answer below 500 on the readiness path means the server is up."""

@@ -23,7 +23,7 @@ class Config:
     key: str
     db_path: str
     app_command: tuple[str, ...]
-    port: int
+    port: int | None  # None: the runtime gives the app a free port
     ready_path: str
     sync_interval: float
     ready_timeout: float = 30.0
@@ -56,7 +56,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         key=key,
         db_path=os.path.abspath(db_path),
         app_command=_command(env["APP_COMMAND"]) if env.get("APP_COMMAND") else DEFAULT_APP_COMMAND,
-        port=_number(env, "PORT", 8080, int),
+        port=_number(env, "PORT", None, int),
         ready_path=_path(env.get("READY_PATH") or "/"),
         sync_interval=_number(env, "SYNC_INTERVAL", 30.0, float),
         ready_timeout=_number(env, "READY_TIMEOUT", 30.0, float),

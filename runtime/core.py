@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
+from runtime import ports
 from runtime.app_process import AppConnection, AppError, AppProcess, AppTimeout, app_environment
 from runtime.config import Config
 from runtime.events import (AppRequest, EventError, PayloadTooLarge, error_result, request_from_event,
@@ -69,15 +70,16 @@ class Runtime:
                       self._app.exit_code(), self._app.output_tail())
         if self._connection is not None:
             self._connection.close()
-        app = AppProcess(self.config.app_command, port=self.config.port, ready_path=self.config.ready_path,
+        port = self.config.port or ports.free_port()
+        app = AppProcess(self.config.app_command, port=port, ready_path=self.config.ready_path,
                          ready_timeout=self.config.ready_timeout,
-                         env=app_environment(self._env, port=self.config.port, db_path=self.config.db_path))
+                         env=app_environment(self._env, port=port, db_path=self.config.db_path))
         self._app = app
         try:
             app.start()
         except AppError as error:
             raise Unavailable(f"the app did not start: {error}") from None
-        self._connection = AppConnection(self.config.port, timeout=self.config.app_timeout)
+        self._connection = AppConnection(port, timeout=self.config.app_timeout)
 
     def shutdown(self) -> None:
         """Stop the app, then sync whatever it left unsynced (serve mode's SIGTERM/SIGINT)."""
