@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 import boto3
 import botocore.config
 import botocore.exceptions
-import botocore.parsers
 
 from reconciler import __version__
 from reconciler.errors import ReconcileError
@@ -88,6 +87,11 @@ class Clients:
         self._clients: dict[str, object] = {}
         self._lock = threading.Lock()
 
+    def is_local(self, service: str = "ecr") -> bool:
+        """Whether `service` is answered on this machine (an emulator such as `reconcile local`)."""
+        host = urlsplit(self.client(service).meta.endpoint_url).hostname or ""
+        return host in ("localhost", "::1") or host.startswith("127.")
+
     def warm(self, services: Iterable[str]) -> "Clients":
         for service in services:
             self.client(service)
@@ -136,7 +140,7 @@ class Clients:
 
 class _Watch:
     """Per-client botocore hooks: say once per service when an answer is slow in coming, and
-    turn an answer that is not AWS's (botocore's ResponseParserError) into one clear error."""
+    turn an answer that is not AWS's (one botocore cannot parse) into one clear error."""
 
     def __init__(self, client, service: str, clients: Clients):
         self.client, self.service, self.clients = client, service, clients
@@ -168,7 +172,10 @@ class _Watch:
 
     def failed(self, exception, context, **_):
         self.finished(context)
-        if isinstance(exception, botocore.parsers.ResponseParserError):
+        # Anything but botocore's own connection errors, raised while a response was being read,
+        # is a parser failing on what came back (ResponseParserError, or KeyError on an XML page
+        # without the result element AWS would send): the endpoint is not speaking AWS.
+        if not isinstance(exception, botocore.exceptions.BotoCoreError):
             raise NotAwsAnswer(message=(
                 f"{self.endpoint} answered, but not as AWS {self.service} does — check --endpoint-url / "
                 f"AWS_ENDPOINT_URL: is it an AWS emulator (reconcile local), on the right port?")) from exception

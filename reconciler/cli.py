@@ -53,18 +53,30 @@ def known_errors(command):
     return wrapper
 
 
-def common_options(command):
+def spec_options(command):
+    """-f and --region: all that a command which never calls AWS takes (validate)."""
     options = [
         click.option("-f", "--file", "file", default="canvas.yaml", show_default=True,
                      help="The canvas.yaml to read."),
         click.option("--region", help="Override the spec's region."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def common_options(command):
+    options = [
         click.option("--profile", help="AWS profile to use (as for the AWS CLI)."),
         click.option("--endpoint-url", help="Send every AWS call here (an emulator); "
                                             "AWS_ENDPOINT_URL works too."),
     ]
     for option in reversed(options):
         command = option(command)
-    return command
+    return spec_options(command)
+
+
+_WARNED: set[str] = set()
 
 
 class Context:
@@ -73,7 +85,9 @@ class Context:
     def __init__(self, file: str, region: str | None, profile: str | None, endpoint_url: str | None):
         self.spec = load_spec(file)
         for warning in self.spec.warnings:
-            click.echo(click.style("Warning: ", fg="yellow", bold=True) + warning, err=True)
+            if warning not in _WARNED:  # once per process: the demo runs many commands in one
+                _WARNED.add(warning)
+                click.echo(click.style("Warning: ", fg="yellow", bold=True) + warning, err=True)
         if region is not None and check_region(region):
             raise ReconcileError(f"--region: {check_region(region)}")
         self.region = region or self.spec.region
@@ -89,18 +103,34 @@ class Context:
         return discover_target(clients, self.region)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The command list shows each command's whole first sentence (click cuts it at 45 columns with
+    "..."), and plain `reconcile` prints the help and exits 0: asking what there is is no error."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, command.get_short_help_str(limit=200)) for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.version_option(__version__, prog_name="reconcile")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Keep a SQLite-on-S3 Lambda app on AWS true to canvas.yaml."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 @main.command()
-@common_options
+@spec_options
 @known_errors
-def validate(file, region, profile, endpoint_url) -> None:
+def validate(file, region) -> None:
     """Check canvas.yaml without calling AWS."""
-    ctx = Context(file, region, profile, endpoint_url)
+    ctx = Context(file, region, None, None)
     click.echo(f"{file} is valid: stack {ctx.spec.stack} in {ctx.region}.")
 
 
@@ -125,7 +155,12 @@ def apply(file, region, profile, endpoint_url, auto_approve) -> None:
     ctx = Context(file, region, profile, endpoint_url)
     clients = ctx.clients()
     result = build_plan(ctx.spec, clients, region=ctx.region)
-    click.echo(render_text(result))
+    text = render_text(result)
+    if result.has_changes and not auto_approve and not stdin_is_tty():
+        # Nobody can read the plan to say yes: its summary and the refusal, not pages of plan.
+        click.echo(text.splitlines()[-1])
+        _confirm()
+    click.echo(text)
     if result.has_changes:
         if not auto_approve:
             _confirm()
@@ -171,9 +206,12 @@ def destroy(file, region, profile, endpoint_url, auto_approve, force, delete_buc
     """Delete the stack's resources (only those tagged for it); the bucket is kept by default."""
     ctx = Context(file, region, profile, endpoint_url)
     bucket = ctx.spec.bucket["name"]
-    if delete_bucket and auto_approve and confirm_bucket != bucket:
+    if delete_bucket and auto_approve and confirm_bucket is None:
         raise ReconcileError(f"--delete-bucket with --auto-approve also needs --confirm-bucket {bucket}: "
                              "the bucket holds the database, and its name is the confirmation")
+    if delete_bucket and auto_approve and confirm_bucket != bucket:
+        raise ReconcileError(f"--confirm-bucket {confirm_bucket!r} is not this stack's bucket {bucket!r}; "
+                             "nothing was deleted — check canvas.yaml (-f) and the name")
     clients = ctx.clients()
     result = build_destroy_plan(ctx.spec, clients, target=ctx.target(clients), force=force,
                                 delete_bucket=delete_bucket)
@@ -228,10 +266,24 @@ def history(file, region, profile, endpoint_url, limit) -> None:
               help="A Python app for the runtime to serve instead of the sample taskboard "
                    "(it gets PORT and DB_PATH, and must answer GET /healthz).")
 def demo(app) -> None:
-    """Run the whole story against a local AWS emulator: no AWS account, under a minute."""
+    """Run the whole story against a local AWS emulator: no AWS account, no Docker."""
     from reconciler.demo import run_demo  # moto loads only for the commands that use it
 
     sys.exit(run_demo(app=app, echo=click.echo))
+
+
+@main.command("stand-in-image")
+@common_options
+@known_errors
+def stand_in_image(file, region, profile, endpoint_url) -> None:
+    """Register a placeholder image in a local emulator's ECR under image.tag (no Docker needed)."""
+    from reconciler.stand_in import put_stand_in_image, refuse_unless_local
+
+    ctx = Context(file, region, profile, endpoint_url)
+    clients = ctx.clients()
+    refuse_unless_local(clients)
+    for line in put_stand_in_image(ctx.spec, clients, ctx.target(clients)):
+        click.echo(line)
 
 
 @main.command()

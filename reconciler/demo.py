@@ -181,7 +181,7 @@ class Demo:
             self.echo(f"    {name}={env[name]}")
         self.say(f"Working directory: {self.workdir}, holding the repository's canvas.yaml without its "
                  "`image.build` section: there is no Docker here, so nothing can be built. Its Function URL "
-                 "is public (url.auth_type: NONE), so every command warns about that.")
+                 "is public (url.auth_type: NONE): the first command warns about that, once.")
 
     def validate(self) -> None:
         self.heading("validate", "check canvas.yaml, without calling AWS",
@@ -320,6 +320,7 @@ class Demo:
         port = free_port()
         self.command(f"DB_PATH={env['DB_PATH']} \\\n  S3_BUCKET_NAME={env['S3_BUCKET_NAME']} "
                      f"S3_DB_KEY={env['S3_DB_KEY']} \\\n  APP_COMMAND={shlex.quote(env['APP_COMMAND'])} "
+                     f"PORT={env['PORT']} READY_PATH={env['READY_PATH']} \\\n  "
                      f"python -m runtime serve --port {port}")
         runtime = Runtime.start(env=env, port=port, cwd=self.workdir, log_path=self.workdir / f"{label}-runtime.log")
         self.runtimes.append(runtime)
@@ -351,6 +352,16 @@ class Demo:
 class Response:
     status: int
     body: bytes
+
+
+def curl_command(method: str, url: str, headers: dict[str, str], data: bytes | None) -> str:
+    """The curl line that sends exactly what the demo sends, quoted for a POSIX shell."""
+    words = ["curl", "-X", method, url]
+    for name, value in headers.items():
+        words += ["-H", f"{name}: {value}"]
+    if data is not None:
+        words += ["-d", data.decode()]
+    return shlex.join(words)
 
 
 class Runtime:
@@ -402,12 +413,11 @@ class Runtime:
 
     def request(self, method: str, path: str, body: object | None = None, *, echo: Echo) -> Response:
         data = json.dumps(body).encode() if body is not None else None
-        echo(click.style(f"$ curl -X {method} http://{HOST}:{self.port}{path}", bold=True) +
-             (f" -d '{data.decode()}'" if data else ""))
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        echo(click.style("$ " + curl_command(method, f"http://{HOST}:{self.port}{path}", headers, data), bold=True))
         connection = http.client.HTTPConnection(HOST, self.port, timeout=30)
         try:
-            connection.request(method, path, body=data,
-                               headers={"Content-Type": "application/json"} if data is not None else {})
+            connection.request(method, path, body=data, headers=headers)
             answer = connection.getresponse()
             response = Response(answer.status, answer.read())
         finally:

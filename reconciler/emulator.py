@@ -161,11 +161,15 @@ def local_instructions(url: str) -> list[str]:
         "",
         f"  export AWS_ENDPOINT_URL={url}",
         *(f"  export {name}={value}" for name, value in FAKE_CREDENTIALS.items()),
+        "  export AWS_DEFAULT_REGION=us-west-2   # for the AWS CLI and boto3; reconcile uses canvas.yaml's region",
         "  unset AWS_PROFILE",
         "",
-        "then, in the directory of your canvas.yaml: reconcile plan, reconcile apply, …",
-        "moto's ECR has no registry, so `docker push` cannot reach it: a function's image has to be",
-        "registered with ECR PutImage (reconciler.emulator.register_image does, as `reconcile demo` shows).",
+        "then, in the directory of your canvas.yaml:",
+        "",
+        "  reconcile stand-in-image   # moto's ECR has no registry for docker push: a placeholder image instead",
+        "  reconcile plan",
+        "  reconcile apply",
+        "",
     ]
 
 

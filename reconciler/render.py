@@ -166,10 +166,12 @@ def drift_rows(plan: Plan) -> list[DriftRow]:
 
 
 def _pending_line(plan: Plan) -> list[str]:
-    pending = sum(1 for c in plan.pending for a in c.attributes if a.cause is Cause.SPEC)
+    # Counted in resources, as the plan's summary counts them (a create has many attributes).
+    pending = sum(1 for c in plan.pending if any(a.cause is Cause.SPEC for a in c.attributes))
     if not pending:
         return []
-    return [f"Not drift: {pending} pending change(s) from canvas.yaml, not applied yet (`reconcile plan` shows them)."]
+    return [f"Not drift: {pending} resource(s) with changes from canvas.yaml not applied yet "
+            f"(`reconcile plan` shows them)."]
 
 
 def render_drift_text(plan: Plan) -> str:

@@ -155,7 +155,8 @@ def _read(file: str) -> bytes:
         with open(file, "rb") as handle:
             return handle.read()
     except FileNotFoundError:
-        raise _fail(file, "file not found") from None
+        raise _fail(file, f"file not found (looked for {os.path.abspath(file)}) — run reconcile in the "
+                          f"directory that holds canvas.yaml, or give its path with -f FILE") from None
     except PermissionError:
         raise _fail(file, "cannot read the file: permission denied") from None
     except OSError as error:

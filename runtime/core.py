@@ -129,15 +129,19 @@ class Runtime:
             self.start()
             self._replica.refresh()
         except Unavailable as error:
-            log.error("answering 503: %s", error)
-            return error_result(503, str(error), headers={"retry-after": "5"})
+            # The caller may be anyone (auth_type NONE): the cause, with bucket and key, goes to
+            # the log under the request id, and the body says only where to look.
+            request_id = (event.get("requestContext") or {}).get("requestId") or "-"
+            log.error("answering 503 to request %s: %s", request_id, error)
+            return error_result(503, f"the database is unavailable; try again shortly (request id {request_id}: "
+                                     f"the function's log says why)", headers={"retry-after": "5"})
         before = self._replica.version()
         result = self._proxy(request)
         return self._settle(request, result, changed=self._replica.version() != before)
 
     def _proxy(self, request: AppRequest) -> dict[str, Any]:
         try:
-            return result_from_response(self._connection.send(request))
+            return result_from_response(self._connection.send(request), head=request.method == "HEAD")
         except PayloadTooLarge as error:
             return error_result(413, str(error))
         except AppTimeout as error:

@@ -40,7 +40,7 @@ _TEXT_TYPES = ("text/",)
 _TEXT_SUBTYPES = frozenset({
     "application/json", "application/javascript", "application/ecmascript", "application/xml",
     "application/x-www-form-urlencoded", "application/graphql", "application/x-ndjson",
-    "image/svg+xml",
+    "image/svg+xml", "application/yaml", "application/x-yaml",
 })
 
 
@@ -119,9 +119,14 @@ def _request_headers(headers: Mapping[str, str], cookies: Iterable[str], *,
     return tuple(out)
 
 
-def result_from_response(response: AppResponse) -> dict[str, Any]:
-    """The Function URL result for the app's response; a 413 result if it is too large to return."""
+def result_from_response(response: AppResponse, *, head: bool = False) -> dict[str, Any]:
+    """The Function URL result for the app's response; a 413 result if it is too large to return.
+    A HEAD answer keeps the app's Content-Length: it has no body to recompute it from."""
     headers, cookies = merge_response_headers(response.headers)
+    if head:
+        length = _header(dict(response.headers), "content-length")
+        if length is not None:
+            headers["content-length"] = length
     binary = body_is_binary(_header(headers, "content-type"), _header(headers, "content-encoding"))
     text = None if binary else as_text(response.body)
     result = {
@@ -164,7 +169,7 @@ def body_is_binary(content_type: str | None, content_encoding: str | None) -> bo
         return False
     media = content_type.split(";", 1)[0].strip().lower()
     return not (media.startswith(_TEXT_TYPES) or media in _TEXT_SUBTYPES
-                or media.endswith(("+json", "+xml")))
+                or media.endswith(("+json", "+xml", "+yaml")))
 
 
 def as_text(body: bytes) -> str | None:

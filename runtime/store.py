@@ -165,8 +165,8 @@ class ObjectStore:
             return Conflict(f"{action} of {self.where} refused: the object was deleted since this "
                             f"environment saw ETag {expected_etag}")
         if code == "NoSuchBucket":
-            return BucketMissing(f"bucket {self.bucket!r} does not exist — create it (reconcile apply) "
-                                 f"or fix S3_BUCKET_NAME")
+            return BucketMissing(f"bucket {self.bucket!r} does not exist — check S3_BUCKET_NAME (and "
+                                 f"AWS_ENDPOINT_URL / the region): `reconcile outputs` names the stack's bucket")
         if code in ("AccessDenied", "403", "AllAccessDisabled"):
             return AccessDenied(f"{action} of {self.where} denied — check that the function's role "
                                 f"allows s3:GetObject and s3:PutObject on it")

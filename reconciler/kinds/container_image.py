@@ -110,7 +110,11 @@ def note(want: dict, have: dict | None) -> str | None:
             f"and pushes it as {want['content_tag']} and {want['tag']} (needs Docker)")
 
 
-def missing_image(want: dict) -> ReconcileError:
+def missing_image(want: dict, *, local: bool = False) -> ReconcileError:
+    if local:
+        return ReconcileError(f"image {want['name']} not found in the emulator's ECR — the emulator has no "
+                              f"registry for docker push: run `reconcile stand-in-image` to register a stand-in "
+                              f"image, then apply again")
     return ReconcileError(
         f"image {want['name']} not found in ECR — build and push it "
         f"(docker build --platform {want.get('platform', 'linux/amd64')} --provenance=false -t {want['uri']} … "
@@ -122,13 +126,20 @@ def create(clients, want: dict) -> None:
     if want.get("build") is None:
         # The tag may have been pushed since the plan was made: look once more before refusing.
         if tag_digest(clients, want["repository"], want["tag"]) is None:
-            raise missing_image(want)
+            raise missing_image(want, local=clients.is_local())
         return
     image = describe_tag(clients, want["repository"], want["tag"])
     if image and want["content_tag"] in image.get("imageTags", []):
         clients.notify(f"{want['tag']} already carries {want['content_tag']} (pushed since the plan): nothing to build")
         return
-    build_and_push(clients, want)
+    try:
+        build_and_push(clients, want)
+    except ReconcileError as exc:
+        if not clients.is_local():
+            raise
+        raise ReconcileError(f"{exc} — a local emulator has no registry for a real docker push: run "
+                             f"`reconcile stand-in-image` to register a stand-in under {want['content_tag']} and "
+                             f"{want['tag']}, then apply again") from exc
 
 
 def build_and_push(clients, want: dict) -> None:

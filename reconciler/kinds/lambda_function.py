@@ -118,7 +118,8 @@ def _image_uri(clients, want: dict) -> str:
     repository, tag = want["image"].rsplit(":", 1)
     digest = container_image.tag_digest(clients, repository, tag)
     if digest is None:
-        raise container_image.missing_image({"name": want["image"], "uri": f"{want['image_repository']}:{tag}"})
+        raise container_image.missing_image({"name": want["image"], "uri": f"{want['image_repository']}:{tag}"},
+                                            local=clients.is_local())
     return f"{want['image_repository']}@{digest}"
 
 

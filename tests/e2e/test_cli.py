@@ -49,7 +49,10 @@ def test_first_apply_stops_at_the_missing_image_then_continues_once_it_is_pushed
     assert f"[1/8] create s3_bucket.{BUCKET} … SUCCESS (" in first.out
     assert f"[2/8] create ecr_repository.{REPO} … SUCCESS (" in first.out
     assert f"[3/8] create iam_role.{ROLE} … SUCCESS (" in first.out
-    assert f"[4/8] create container_image.{REPO}:v1.2 … FAIL: image {REPO}:v1.2 not found in ECR" in first.out
+    # Against an emulator on this machine the way on is the stand-in, not a docker push that cannot reach it.
+    assert (f"[4/8] create container_image.{REPO}:v1.2 … FAIL: image {REPO}:v1.2 not found in the emulator's ECR — "
+            f"the emulator has no registry for docker push: run `reconcile stand-in-image`") in first.out
+    assert "docker push" not in first.out.replace("registry for docker push", "")
     assert f"not run:  create lambda_function.{FUNCTION}" in first.err
     assert aws.s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
 
@@ -100,6 +103,8 @@ def test_apply_without_terminal_or_auto_approve_refuses_and_changes_nothing(reco
     assert run.code == 1
     assert "--auto-approve" in run.err and "Traceback" not in run.err
     assert aws.s3.list_buckets()["Buckets"] == []
+    # Nobody is there to read a plan: its summary line, not the whole plan, before the refusal.
+    assert run.out.strip().splitlines() == ["Plan: 8 to create, 0 to update, 0 to replace, 0 to delete."]
 
 
 def test_resource_of_another_stack_is_refused_and_left_untouched(reconcile, canvas, aws):
@@ -117,7 +122,7 @@ def test_invalid_spec_exits_1_without_traceback_or_any_aws_call(reconcile, canva
     canvas.write_text(canvas.read_text().replace("memory: 2048", "memory: 64"))
     for command in ("validate", "plan", "apply"):
         run = reconcile(command, "--endpoint-url", dead_endpoint, "--auto-approve") if command == "apply" \
-            else reconcile(command, "--endpoint-url", dead_endpoint)
+            else reconcile(command) if command == "validate" else reconcile(command, "--endpoint-url", dead_endpoint)
         assert run.code == 1, command
         assert "function.memory" in run.err and "128" in run.err
         assert "Traceback" not in run.err
@@ -155,3 +160,34 @@ def test_validate_accepts_the_contract(reconcile, canvas):
     run = reconcile("validate")
     assert run.code == 0, run.err
     assert "canvas.yaml is valid" in run.out
+
+
+def test_plain_reconcile_prints_the_help_whole_and_exits_0(reconcile):
+    run = reconcile()
+    assert run.code == 0, run.err
+    commands = run.out.split("Commands:", 1)[1]
+    assert "..." not in commands
+    # Every command's summary is its docstring's whole first sentence, not one cut at 45 columns.
+    assert "Change live AWS so it matches canvas.yaml, only where it differs." in " ".join(run.out.split())
+    assert reconcile("--help").out == run.out
+
+
+def test_validate_offers_only_the_options_it_uses(reconcile):
+    shown = reconcile("validate", "--help").out
+    assert "--file" in shown and "--region" in shown
+    assert "--profile" not in shown and "--endpoint-url" not in shown
+    assert "--endpoint-url" in reconcile("plan", "--help").out
+
+
+def test_a_missing_canvas_yaml_says_where_it_looked_and_how_to_point_elsewhere(reconcile, tmp_path):
+    run = reconcile("plan")
+    assert run.code == 1
+    assert f"looked for {tmp_path / 'canvas.yaml'}" in run.err and "-f FILE" in run.err
+
+
+def test_stand_in_image_refuses_an_endpoint_that_is_not_on_this_machine(reconcile, canvas):
+    # Nothing is sent: the refusal comes before any call (the address is not even resolvable).
+    run = reconcile("stand-in-image", "--endpoint-url", "https://ecr.example.invalid")
+    assert run.code == 1 and "Traceback" not in run.err
+    assert "stand-in-image only works against a local emulator" in run.err
+    assert "https://ecr.example.invalid is not on this machine" in run.err

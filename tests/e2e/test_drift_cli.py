@@ -37,7 +37,7 @@ def test_drift_reports_what_changed_in_aws_not_a_pending_edit(reconcile, deploye
     assert text.code == 2, text.out + text.err
     assert "      versioning: last applied Enabled, live now Suspended" in text.out
     assert "memory" not in text.out.split("drifted attribute(s)")[0]
-    assert "Not drift: 1 pending change(s) from canvas.yaml" in text.out
+    assert "Not drift: 1 resource(s) with changes from canvas.yaml" in text.out
     markdown = reconcile("drift", "--format", "markdown")
     assert markdown.code == 2
     assert f"| `s3_bucket.{BUCKET}` | `versioning` | `Enabled` | `Suspended` |" in markdown.out.splitlines()

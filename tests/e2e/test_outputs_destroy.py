@@ -108,10 +108,12 @@ def test_destroy_refuses_without_confirmation_and_deletes_nothing(reconcile, dep
     assert "--auto-approve" in no_terminal.err and "Traceback" not in no_terminal.err
     assert inventory(aws) == before
 
-    for missing_or_wrong in ((), ("--confirm-bucket", BUCKET + "-typo")):
+    for missing_or_wrong, said in (((), f"also needs --confirm-bucket {BUCKET}"),
+                                   (("--confirm-bucket", BUCKET + "-typo"),
+                                    f"--confirm-bucket '{BUCKET}-typo' is not this stack's bucket '{BUCKET}'")):
         run = reconcile("destroy", "--delete-bucket", "--auto-approve", *missing_or_wrong)
         assert run.code == 1, (missing_or_wrong, run.out)
-        assert "--confirm-bucket" in run.err and "Traceback" not in run.err
+        assert said in run.err and "Traceback" not in run.err  # a wrong name is told apart from a missing one
         assert "SUCCESS" not in run.out
         assert inventory(aws) == before, missing_or_wrong
 

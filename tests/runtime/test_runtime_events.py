@@ -209,3 +209,10 @@ def test_round_trip_through_both_translations_keeps_the_request():
     assert request.method == "PATCH" and request.target == "/x?q=a+b%2B" and request.body == raw
     assert header_values(request, "cookie") == ["s=1"]
     assert header_values(request, "accept") == ["a,b"]
+
+
+@pytest.mark.parametrize("media", ["application/yaml", "application/x-yaml", "application/openapi+yaml",
+                                   "text/yaml; charset=utf-8"])
+def test_yaml_responses_travel_as_text_not_base64(media):
+    result = result_from_response(AppResponse(200, (("Content-Type", media),), b"key: value\n"))
+    assert result["isBase64Encoded"] is False and result["body"] == "key: value\n"

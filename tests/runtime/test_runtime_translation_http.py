@@ -96,3 +96,20 @@ def test_response_over_six_megabytes_gets_413_and_the_runtime_keeps_serving(runt
     assert response.status == 413
     assert "exceeds the Function URL limit" in json.loads(response.body)["error"]
     assert runtime.request("GET", "/big/10").body == b"x" * 10
+
+
+def test_a_binary_body_whose_event_exceeds_six_megabytes_gets_413(runtime):
+    # 4.8 MB of binary travels base64 in the event (6.4 MB): a real Function URL refuses it.
+    body = bytes(range(256)) * (4_800_000 // 256)
+    assert len(body) < MAX_PAYLOAD_BYTES
+    response = runtime.request("POST", "/echo", body, {"Content-Type": "application/octet-stream"})
+    assert response.status == 413
+    assert "the request's event is" in response.json()["error"]
+    text = runtime.request("POST", "/status/200", b"x" * 4_800_000, {"Content-Type": "text/plain"})
+    assert text.status == 200  # the same size as text travels as it is and fits
+
+
+def test_head_answers_the_content_length_the_app_sent(runtime):
+    response = runtime.request("HEAD", "/big/12345")
+    assert response.status == 200
+    assert response.header("Content-Length") == "12345" and response.body == b""

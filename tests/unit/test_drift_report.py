@@ -93,7 +93,7 @@ def test_drift_text_lists_only_drift_with_last_applied_and_live_values():
     assert "timeout" not in text and "scan_on_push" not in text and "stolen" not in text
     assert text.count(f"Drift: {CHOICES}") == 3
     assert "5 drifted attribute(s) in 3 resource(s)." in text
-    assert text.splitlines()[-1] == ("Not drift: 2 pending change(s) from canvas.yaml, not applied yet "
+    assert text.splitlines()[-1] == ("Not drift: 2 resource(s) with changes from canvas.yaml not applied yet "
                                      "(`reconcile plan` shows them).")
 
 
@@ -118,7 +118,7 @@ def test_drift_report_without_drift_or_without_a_record():
     assert plain(render_drift_text(plan_of(REPOSITORY))).splitlines() == [
         f"No drift in stack app in us-west-2: live AWS matches the last apply ({RECORD['applied_at']} by "
         f"{RECORD['caller_arn']}).",
-        "Not drift: 1 pending change(s) from canvas.yaml, not applied yet (`reconcile plan` shows them)."]
+        "Not drift: 1 resource(s) with changes from canvas.yaml not applied yet (`reconcile plan` shows them)."]
     assert render_drift_markdown(plan_of()).splitlines()[0] == "### No drift in `app` (us-west-2)"
     first_run = render_drift_markdown(plan_of(REPOSITORY, record=None))
     assert first_run.splitlines()[0] == "### Drift check of `app` (us-west-2): no apply recorded yet"
@@ -176,3 +176,13 @@ def test_validate_refuses_a_database_key_that_could_reach_the_record(tmp_path, d
         load_spec(path)
     [problem] = raised.value.problems
     assert problem.path == "bucket.database_key" and reason in problem.message
+
+
+def test_pending_changes_are_counted_in_resources_as_the_plan_counts_them():
+    # After a destroy every resource is a create of many attributes: the plan says "2 to create",
+    # and drift must not say "5 pending change(s)".
+    created = [ResourceChange(kind, "x", Action.CREATE, attributes=tuple(
+        AttributeChange(name, None, 1) for name in names))
+        for kind, names in (("s3_bucket", ("versioning", "encryption", "tags")), ("iam_role", ("trust_policy", "tags")))]
+    assert plain(render_drift_text(plan_of(*created))).splitlines()[-1] == (
+        "Not drift: 2 resource(s) with changes from canvas.yaml not applied yet (`reconcile plan` shows them).")

@@ -777,7 +777,8 @@ def test_moderate_alias_reuse_is_validated_normally(write):
 
 def test_missing_file(tmp_path):
     path = str(tmp_path / "nope.yaml")
-    assert str(only_problem(path)) == f"{path}: file not found"
+    assert str(only_problem(path)) == (f"{path}: file not found (looked for {path}) — run reconcile in the "
+                                       f"directory that holds canvas.yaml, or give its path with -f FILE")
 
 
 def test_directory_instead_of_file(tmp_path):

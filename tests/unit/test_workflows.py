@@ -5,8 +5,10 @@ GitHub tokens meant for STS."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -15,12 +17,18 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 
 
+# The test extra installs both into the interpreter's bin directory, which is on PATH only when
+# the virtualenv is activated: `.venv/bin/pytest` run directly must find them too.
+SEARCH_PATH = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
 def actionlint(*files: Path) -> subprocess.CompletedProcess:
-    executable = shutil.which("actionlint")
+    executable = shutil.which("actionlint", path=SEARCH_PATH)
     assert executable, "actionlint is not installed: pip install -e '.[test]'"
-    assert shutil.which("shellcheck"), "shellcheck is not installed: pip install -e '.[test]'"
+    assert shutil.which("shellcheck", path=SEARCH_PATH), "shellcheck is not installed: pip install -e '.[test]'"
+    # actionlint runs shellcheck from PATH.
     return subprocess.run([executable, "-no-color", *map(str, files)], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT)
+                          timeout=120, cwd=ROOT, env={**os.environ, "PATH": SEARCH_PATH})
 
 
 def workflow(name: str) -> dict:

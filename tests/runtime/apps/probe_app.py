@@ -6,7 +6,8 @@
     GET  /gzip               gzip-compressed text (Content-Encoding: gzip)
     GET  /cookies            two Set-Cookie headers and a repeated X-Multi header
     GET  /status/<n>         answers with status n
-    GET  /big/<n>            n bytes of text
+    GET  /big/<n>            n bytes of text (HEAD: the same Content-Length, no body)
+    GET  /media?type=T       a small text body served as Content-Type T
     GET  /notes              JSON list of note texts
     GET  /touch              a read that writes (a visit counter), like session or view tracking
     POST /notes              body text -> 201, stored as a note
@@ -54,6 +55,9 @@ class Handler(BaseHTTPRequestHandler):
                                                 ("Set-Cookie", "b=2; HttpOnly"), ("X-Multi", "one"), ("X-Multi", "two")])
         if path.startswith("/status/"):
             return self._send(int(path.rsplit("/", 1)[1]), b"status", [("Content-Type", "text/plain")])
+        if path == "/media":
+            media = self.path.split("type=", 1)[1].replace("%2B", "+").replace("%2F", "/")
+            return self._send(200, b"key: value\n", [("Content-Type", media)])
         if path.startswith("/big/"):
             return self._send(200, b"x" * int(path.rsplit("/", 1)[1]), [("Content-Type", "text/plain")])
         if path == "/notes" and self.command == "GET":
@@ -76,7 +80,7 @@ class Handler(BaseHTTPRequestHandler):
             os._exit(3)
         return self._send(404, b"not found", [("Content-Type", "text/plain")])
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _route
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _route
 
     def _wait_for_release(self) -> None:
         gate = os.environ["GATE_DIR"]
@@ -91,7 +95,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def log_message(self, *args) -> None:
         pass
