@@ -18,6 +18,7 @@ from reconciler.errors import ReconcileError
 from reconciler.kinds import BY_TYPE
 from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.record import record_apply
+from reconciler.recreate import create_or_adopt
 
 # Known failures become a FAIL line; anything else is a bug and keeps its traceback.
 STEP_ERRORS = (ClientError, BotoCoreError, ReconcileError)
@@ -44,7 +45,7 @@ def apply_plan(plan: Plan, clients, *, echo: Callable[..., None], clock: Callabl
         started, step = clock(), _StepOutput(echo)
         clients.notify = step.note
         try:
-            run_step(kinds[change.type], change, clients)
+            run_step(kinds[change.type], change, clients, stack=plan.stack)
         except STEP_ERRORS as exc:
             step.finish(f"FAIL: {describe_failure(exc)}")
             result.failed, result.remaining = change, steps[index:]
@@ -85,14 +86,16 @@ class _StepOutput:
         self.echo(f"      {status}" if self.noted else status)
 
 
-def run_step(kind, change: ResourceChange, clients) -> None:
+def run_step(kind, change: ResourceChange, clients, *, stack: str) -> None:
+    # A create refused as "already exists" is re-read and adopted when it is this stack's
+    # (a lost response, or a concurrent apply): recreate.py.
     if change.action is Action.CREATE:
-        kind.create(clients, change.desired)
+        create_or_adopt(kind, change.desired, clients, stack=stack)
     elif change.action is Action.UPDATE:
         kind.update(clients, change.desired, change.live, change.changed_paths)
     elif change.action is Action.REPLACE and hasattr(kind, "delete"):
         kind.delete(clients, change.live)
-        kind.create(clients, change.desired)
+        create_or_adopt(kind, change.desired, clients, stack=stack)
     elif change.action is Action.DELETE and hasattr(kind, "delete"):
         kind.delete(clients, change.live)
     else:
