@@ -18,6 +18,7 @@ from reconciler.errors import ReconcileError
 from reconciler.kinds import BY_TYPE
 from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.record import record_apply
+from reconciler.recreate import create_or_adopt
 
 # Known failures become a FAIL line; anything else is a bug and keeps its traceback.
 STEP_ERRORS = (ClientError, BotoCoreError, ReconcileError)
@@ -36,18 +37,22 @@ class ApplyResult:
 
 
 def apply_plan(plan: Plan, clients, *, echo: Callable[..., None], clock: Callable[[], float] = time.monotonic,
-               kinds=BY_TYPE) -> ApplyResult:
+               kinds=BY_TYPE, done_before: tuple[ResourceChange, ...] = (), total: int | None = None) -> ApplyResult:
+    """done_before: steps of this run already carried out (the bucket, made before the lock);
+    they count in the step numbers and in the result. total: the run's step count, when this
+    call carries out only its first steps."""
     steps = plan.steps()
-    result = ApplyResult()
-    for index, change in enumerate(steps, 1):
-        echo(f"[{index}/{len(steps)}] {change.action.value} {change.address} … ", nl=False)
+    result = ApplyResult(done=list(done_before))
+    total = total or len(done_before) + len(steps)
+    for index, change in enumerate(steps, len(done_before) + 1):
+        echo(f"[{index}/{total}] {change.action.value} {change.address} … ", nl=False)
         started, step = clock(), _StepOutput(echo)
         clients.notify = step.note
         try:
-            run_step(kinds[change.type], change, clients)
+            run_step(kinds[change.type], change, clients, stack=plan.stack)
         except STEP_ERRORS as exc:
             step.finish(f"FAIL: {describe_failure(exc)}")
-            result.failed, result.remaining = change, steps[index:]
+            result.failed, result.remaining = change, steps[index - len(done_before):]
             return result
         finally:
             clients.notify = lambda message: None
@@ -57,12 +62,13 @@ def apply_plan(plan: Plan, clients, *, echo: Callable[..., None], clock: Callabl
 
 
 def apply_recorded(plan: Plan, clients, *, spec, echo: Callable[..., None],
-                   clock: Callable[[], float] = time.monotonic) -> ApplyResult:
+                   clock: Callable[[], float] = time.monotonic,
+                   done_before: tuple[ResourceChange, ...] = ()) -> ApplyResult:
     """apply_plan, then the record of what was applied — only when every step succeeded, so a
     failed run leaves the last record exactly as it was (the next plan still compares with it)."""
-    result = apply_plan(plan, clients, echo=echo, clock=clock)
+    result = apply_plan(plan, clients, echo=echo, clock=clock, done_before=done_before)
     if result.ok:
-        result.recorded = record_apply(plan, clients, spec=spec, done=result.done)
+        result.recorded = record_apply(plan, clients, spec=spec, done=result.done, force=bool(done_before))
     return result
 
 
@@ -85,14 +91,16 @@ class _StepOutput:
         self.echo(f"      {status}" if self.noted else status)
 
 
-def run_step(kind, change: ResourceChange, clients) -> None:
+def run_step(kind, change: ResourceChange, clients, *, stack: str) -> None:
+    # A create refused as "already exists" is re-read and adopted when it is this stack's
+    # (a lost response, or a concurrent apply): recreate.py.
     if change.action is Action.CREATE:
-        kind.create(clients, change.desired)
+        create_or_adopt(kind, change.desired, clients, stack=stack)
     elif change.action is Action.UPDATE:
         kind.update(clients, change.desired, change.live, change.changed_paths)
     elif change.action is Action.REPLACE and hasattr(kind, "delete"):
         kind.delete(clients, change.live)
-        kind.create(clients, change.desired)
+        create_or_adopt(kind, change.desired, clients, stack=stack)
     elif change.action is Action.DELETE and hasattr(kind, "delete"):
         kind.delete(clients, change.live)
     else:

@@ -12,15 +12,14 @@ import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler import __version__
-from reconciler.apply import apply_plan, apply_recorded, failure_report
+from reconciler.apply import failure_report
 from reconciler.aws import Clients, describe_connection_error, error_code, error_message
 from reconciler.errors import ReconcileError
-from reconciler.destroy import DESTROY_KINDS, build_destroy_plan
+from reconciler.destroy import build_destroy_plan
 from reconciler.outputs import read_outputs
 from reconciler.planner import build_plan, discover_target
 from reconciler.target import Target
 from reconciler import record
-from reconciler.record import record_destroy
 from reconciler.render import render_drift_markdown, render_drift_text, render_history, render_json, render_text
 from reconciler.spec import SpecError, check_region, load_spec
 
@@ -149,9 +148,15 @@ def plan(file, region, profile, endpoint_url, as_json, detailed_exitcode) -> Non
 @main.command()
 @common_options
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
+@click.option("--lock-timeout", default="0s", show_default=True, metavar="DURATION",
+              help="Wait this long (30s, 5m) for another apply's lock instead of exiting 1 at once.")
 @known_errors
-def apply(file, region, profile, endpoint_url, auto_approve) -> None:
+def apply(file, region, profile, endpoint_url, auto_approve, lock_timeout) -> None:
     """Change live AWS so it matches canvas.yaml, only where it differs."""
+    from reconciler import lock
+    from reconciler.safe_apply import locked_apply
+
+    timeout = lock.parse_timeout(lock_timeout)
     ctx = Context(file, region, profile, endpoint_url)
     clients = ctx.clients()
     result = build_plan(ctx.spec, clients, region=ctx.region)
@@ -165,7 +170,9 @@ def apply(file, region, profile, endpoint_url, auto_approve) -> None:
         if not auto_approve:
             _confirm()
         click.echo("")
-    outcome = apply_recorded(result, clients, spec=ctx.spec, echo=click.echo)
+    result, outcome = locked_apply(result, clients, spec=ctx.spec, replan=lambda: build_plan(
+        ctx.spec, clients, region=ctx.region), echo=click.echo, render=render_text, auto_approved=auto_approve,
+        lock_timeout=timeout)
     if not outcome.ok:
         click.echo("\n".join(failure_report(outcome)), err=True)
         sys.exit(EXIT_ERROR)
@@ -201,9 +208,15 @@ def outputs(file, region, profile, endpoint_url, as_json) -> None:
 @click.option("--force", is_flag=True, help="Also delete a repository that still holds images.")
 @click.option("--delete-bucket", is_flag=True, help="Also empty and delete the bucket: the database is lost.")
 @click.option("--confirm-bucket", metavar="NAME", help="With --auto-approve --delete-bucket: the bucket's name.")
+@click.option("--lock-timeout", default="0s", show_default=True, metavar="DURATION",
+              help="Wait this long (30s, 5m) for another apply's lock instead of exiting 1 at once.")
 @known_errors
-def destroy(file, region, profile, endpoint_url, auto_approve, force, delete_bucket, confirm_bucket) -> None:
+def destroy(file, region, profile, endpoint_url, auto_approve, force, delete_bucket, confirm_bucket,
+            lock_timeout) -> None:
     """Delete the stack's resources (only those tagged for it); the bucket is kept by default."""
+    from reconciler import lock
+
+    lock.parse_timeout(lock_timeout)
     ctx = Context(file, region, profile, endpoint_url)
     bucket = ctx.spec.bucket["name"]
     if delete_bucket and auto_approve and confirm_bucket is None:
@@ -223,12 +236,36 @@ def destroy(file, region, profile, endpoint_url, auto_approve, force, delete_buc
         deleting_bucket = any(c.type == "s3_bucket" for c in result.pending)
         _confirm("destroy", expected=bucket if deleting_bucket else "yes")
     click.echo("")
-    outcome = apply_plan(result, clients, echo=click.echo, kinds=DESTROY_KINDS)
+    from reconciler.safe_apply import locked_destroy
+
+    outcome, recorded = locked_destroy(result, clients, spec=ctx.spec, echo=click.echo,
+                                       lock_timeout=lock.parse_timeout(lock_timeout))
     if not outcome.ok:
         click.echo("\n".join(failure_report(outcome)), err=True)
         sys.exit(EXIT_ERROR)
     click.echo(f"\nDestroy complete: {len(outcome.done)} deleted.")
-    _recorded(record_destroy(result, clients, spec=ctx.spec, done=outcome.done))
+    _recorded(recorded)
+
+
+@main.command("force-unlock")
+@common_options
+@click.argument("lock_id")
+@click.option("--auto-approve", is_flag=True, help="Remove the lock without asking for confirmation.")
+@known_errors
+def force_unlock(file, region, profile, endpoint_url, lock_id, auto_approve) -> None:
+    """Remove the stack's lock left by an apply or destroy that was killed (kill -9, a lost machine)."""
+    from reconciler import lock
+
+    ctx = Context(file, region, profile, endpoint_url)
+    clients, bucket, stack = ctx.clients(), ctx.spec.bucket["name"], ctx.spec.stack
+    holder = lock.read(clients, bucket=bucket, stack=stack)
+    if holder is not None and holder.get("id") == lock_id and not auto_approve:
+        click.echo(f"The lock is {lock.describe(holder, lock._utcnow())}.\n"
+                   "Remove it only if that process is no longer running: two applies at once can leave "
+                   "the record contradicting AWS.")
+        _confirm("force-unlock")
+    lock.force_unlock(clients, bucket=bucket, stack=stack, lock_id=lock_id)
+    click.echo(f"Lock {lock_id} removed from s3://{bucket}/{lock.lock_key(stack)}.")
 
 
 @main.command()
@@ -304,8 +341,9 @@ def _confirm(command: str = "apply", *, expected: str = "yes") -> None:
     if not stdin_is_tty():
         raise ReconcileError(f"{command} needs confirmation, but there is no terminal to ask on; "
                              f"re-run with --auto-approve to {command} without asking")
-    question = "Apply these changes?" if command == "apply" else "Destroy these resources?"
+    question = {"apply": "Apply these changes?", "force-unlock": "Remove the lock?"}.get(
+        command, "Destroy these resources?")
     answer = click.prompt(f"\n{question} Only '{expected}' is accepted", default="", show_default=False)
     if answer.strip() != expected:
-        nothing = "changed" if command == "apply" else "deleted"
+        nothing = {"apply": "changed", "force-unlock": "removed"}.get(command, "deleted")
         raise ReconcileError(f"{command} cancelled; nothing was {nothing}")

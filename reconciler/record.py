@@ -233,9 +233,10 @@ def _utcnow() -> datetime.datetime:
 
 
 def record_apply(plan: Plan, clients, *, spec, done: list[ResourceChange],
-                 now: Callable[[], datetime.datetime] = _utcnow) -> str | None:
-    """Record a fully successful apply of `plan` (see needs_writing); the location, or None."""
-    if not needs_writing(plan):
+                 now: Callable[[], datetime.datetime] = _utcnow, force: bool = False) -> str | None:
+    """Record a fully successful apply of `plan` (see needs_writing; force: this run made changes
+    the plan no longer shows, the bucket made before the lock); the location, or None."""
+    if not force and not needs_writing(plan):
         return None
     document = build(plan, spec_sha256=spec.sha256, caller_arn=caller_arn(clients), done=done,
                      recorded=recordable_state(plan.desired_state), now=now())

@@ -8,7 +8,9 @@ attributes) and:
   create(clients, want); update(clients, want, have, paths); delete(clients, have)
 and optionally resolve(want, lives) (desired values only live AWS knows, such as the digest
 a tag points at), note(want, have) (a line for the plan), REPLACE_ON_CHANGE (a change is a
-delete then a create) and CREATE_ON_CHANGE (a change is a create beside the old one: an image).
+delete then a create), CREATE_ON_CHANGE (a change is a create beside the old one: an image) and
+CREATE_CALL_FIELDS (what the create call itself sets: recreate.py adopts an untagged resource
+that already exists only when these match).
 KINDS is in dependency order: apply creates in this order and deletes in reverse.
 """
 from reconciler.kinds import (

@@ -15,6 +15,8 @@ from reconciler.normalize import canonical_lifecycle_policy, desired_tags, tags_
 TYPE = "ecr_repository"
 SERVICE = "ecr"
 
+# What CreateRepository itself sets: an existing repository without them is not our create (recreate.py).
+CREATE_CALL_FIELDS = ("tags", "scan_on_push", "tag_mutability")
 FIELDS = (
     Field("scan_on_push"),
     Field("tag_mutability"),

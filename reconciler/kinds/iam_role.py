@@ -26,6 +26,8 @@ TRUST_POLICY = {
     }],
 }
 
+# What CreateRole itself sets: an existing role without them is not our create (recreate.py).
+CREATE_CALL_FIELDS = ("tags", "trust_policy")
 FIELDS = (
     Field("trust_policy", compare_as=policy_identity),
     Field("managed_policies", unordered=True),

@@ -21,6 +21,8 @@ from reconciler.normalize import desired_tags, looks_secret
 TYPE = "lambda_function"
 SERVICE = "lambda"
 
+# What CreateFunction itself sets: an existing function without them is not our create (recreate.py).
+CREATE_CALL_FIELDS = ("tags", "image_repository", "role")
 FIELDS = (
     Field("image_repository"),
     Field("image_digest"),

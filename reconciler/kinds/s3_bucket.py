@@ -14,6 +14,8 @@ TYPE = "s3_bucket"
 SERVICE = "s3"
 _PAB_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 
+# create_bucket sets nothing but the name; BucketAlreadyOwnedByYou already proves the account.
+CREATE_CALL_FIELDS = ()
 FIELDS = (
     # A bucket that never had versioning reports no Status ("Disabled"); that satisfies
     # `versioning: false` just as "Suspended" does, so compare on "is it enabled".
