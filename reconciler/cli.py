@@ -301,12 +301,24 @@ def history(file, region, profile, endpoint_url, limit) -> None:
 @main.command()
 @click.option("--app", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A Python app for the runtime to serve instead of the sample taskboard "
-                   "(it gets PORT and DB_PATH, and must answer GET /healthz).")
-def demo(app) -> None:
+                   "(it gets PORT and DB_PATH, must answer GET --ready-path below 500, and the last "
+                   "two steps use its /api/tasks as the taskboard's).")
+@click.option("--ready-path", metavar="PATH", callback=lambda ctx, param, value: _ready_path(value),
+              help="The path the runtime polls until the app is ready "
+                   "[default: /healthz for the taskboard, / with --app, as READY_PATH].")
+@click.option("--keep", is_flag=True,
+              help="Keep the emulator and its stack at the end until Ctrl-C, to run the printed commands yourself.")
+def demo(app, ready_path, keep) -> None:
     """Run the whole story against a local AWS emulator: no AWS account, no Docker."""
     from reconciler.demo import run_demo  # moto loads only for the commands that use it
 
-    sys.exit(run_demo(app=app, echo=click.echo))
+    sys.exit(run_demo(app=app, ready_path=ready_path, keep=keep, echo=click.echo))
+
+
+def _ready_path(value: str | None) -> str | None:
+    if value is not None and not value.startswith("/"):
+        raise click.BadParameter(f"{value!r} is not a path; give one that starts with /, such as /healthz")
+    return value
 
 
 @main.command("stand-in-image")

@@ -30,7 +30,7 @@ import click
 import yaml
 
 from reconciler.aws import Clients
-from reconciler.emulator import FAKE_CREDENTIALS, HOST, Emulator, register_image
+from reconciler.emulator import FAKE_CREDENTIALS, HOST, Emulator
 from reconciler.errors import ReconcileError
 from reconciler.planner import build_plan
 from reconciler.plan import Action
@@ -53,15 +53,21 @@ class DemoError(ReconcileError):
     """A step did not show what it should; the message says which and why."""
 
 
-def run_demo(*, app: Path | None = None, echo: Echo = click.echo) -> int:
-    """Run the demo; 0 when every step showed what it should, 1 (with one clear message) otherwise."""
+def run_demo(*, app: Path | None = None, ready_path: str | None = None, keep: bool = False,
+             echo: Echo = click.echo) -> int:
+    """Run the demo; 0 when every step showed what it should, 1 (with one clear message) otherwise.
+    With keep, the emulator and the working directory stay until Ctrl-C, so every command the demo
+    printed can be run again by hand."""
     started = time.monotonic()
     demo = None
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(_signals_as_interrupt())
-            demo = Demo(stack, app=_check_files(app), echo=echo)
+            demo = Demo(stack, app=_check_files(app), ready_path=ready_path or default_ready_path(app), echo=echo)
             demo.run()
+            if keep:
+                demo.keep_running(started)
+                return 0
     except (KeyboardInterrupt, click.exceptions.Abort):  # click turns Ctrl-C inside a command into Abort
         echo(click.style("\nInterrupted.", fg="red", bold=True) + " Everything the demo started is stopped.", err=True)
         return EXIT_INTERRUPTED
@@ -76,6 +82,11 @@ def run_demo(*, app: Path | None = None, echo: Echo = click.echo) -> int:
     echo("Next: `reconcile local` runs the same emulator for your own canvas.yaml;\n"
          "with an AWS account, run `reconcile plan` where your canvas.yaml is.")
     return 0
+
+
+def default_ready_path(app: Path | None) -> str:
+    """The sample app answers /healthz; another app gets the runtime's own default, as in the README."""
+    return "/healthz" if app is None else "/"
 
 
 def _check_files(app: Path | None) -> Path:
@@ -107,9 +118,7 @@ def isolated_aws_environment(*, endpoint: str, region: str) -> Iterator[dict[str
     """Hide every AWS_* variable of the user's (profiles, keys, endpoints, config files) and point
     this process at the emulator with fake keys; restored afterwards. Yields the variables set."""
     saved = {name: value for name, value in os.environ.items() if name.startswith("AWS_")}
-    ours = {**FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": region, "AWS_ENDPOINT_URL": endpoint,
-            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_DISABLED": "true"}
+    ours = demo_environment(endpoint=endpoint, region=region)
     for name in saved:
         del os.environ[name]
     os.environ.update(ours)
@@ -119,6 +128,22 @@ def isolated_aws_environment(*, endpoint: str, region: str) -> Iterator[dict[str
         for name in ours:
             os.environ.pop(name, None)
         os.environ.update(saved)
+
+
+def demo_environment(*, endpoint: str, region: str) -> dict[str, str]:
+    return {"AWS_ENDPOINT_URL": endpoint, **FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": region,
+            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def shell_setup(env: dict[str, str], *, hidden: list[str], workdir: Path) -> list[str]:
+    """The lines that give a shell of the user's what the demo's commands run with."""
+    first = ["AWS_ENDPOINT_URL", *FAKE_CREDENTIALS, "AWS_DEFAULT_REGION"]
+    rest = [name for name in env if name not in first]
+    lines = ["export " + " ".join(f"{name}={shlex.quote(env[name])}" for name in first),
+             "export " + " ".join(f"{name}={shlex.quote(env[name])}" for name in rest)]
+    unset = sorted({"AWS_PROFILE", *hidden} - set(env))
+    return lines + ["unset " + " ".join(unset), f"cd {shlex.quote(str(workdir))}"]
 
 
 def run_command(args: list[str], echo: Echo) -> int:
@@ -140,8 +165,9 @@ def free_port() -> int:
 
 
 class Demo:
-    def __init__(self, stack: contextlib.ExitStack, *, app: Path, echo: Echo):
-        self.stack, self.app, self.echo = stack, app, echo
+    def __init__(self, stack: contextlib.ExitStack, *, app: Path, ready_path: str, echo: Echo):
+        self.stack, self.app, self.ready_path, self.echo = stack, app, ready_path, echo
+        self.setup: list[str] = []
         self.step, self.step_name = 0, ""
         self.workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="canvas-demo-")))
         self.canvas = self.workdir / "canvas.yaml"
@@ -170,15 +196,19 @@ class Demo:
         self.canvas.write_text(yaml.safe_dump(document, sort_keys=False))
         self.spec = load_spec(str(self.canvas))
         self.emulator = self.stack.enter_context(Emulator())
+        hidden = [name for name in os.environ if name.startswith("AWS_")]
         env = self.stack.enter_context(isolated_aws_environment(endpoint=self.emulator.url, region=self.spec.region))
+        self.setup = shell_setup(env, hidden=hidden, workdir=self.workdir)
         self.stack.callback(self.stop_runtimes)  # before the emulator goes: a runtime's final sync needs it
         self.stack.callback(os.chdir, os.getcwd())
         os.chdir(self.workdir)
         self.echo(click.style("canvas-reconcile demo", bold=True) + " — no AWS account needed, nothing leaves this machine.")
-        self.say(f"An AWS emulator (moto) is running on {self.emulator.url}, on loopback only. For this demo "
-                 "alone, and its subprocesses, the AWS variables are:")
-        for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            self.echo(f"    {name}={env[name]}")
+        self.say(f"An AWS emulator (moto) is running on {self.emulator.url}, on loopback only. The demo "
+                 "and its subprocesses run as a shell would after these lines (your own AWS settings are "
+                 "hidden from them); every `$` command below runs as shown in such a shell, and "
+                 "`reconcile demo --keep` keeps the emulator up at the end to do that:")
+        for line in self.setup:
+            self.echo(f"    {line}")
         self.say(f"Working directory: {self.workdir}, holding the repository's canvas.yaml without its "
                  "`image.build` section: there is no Docker here, so nothing can be built. Its Function URL "
                  "is public (url.auth_type: NONE): the first command warns about that, once.")
@@ -201,18 +231,10 @@ class Demo:
     def first_apply(self) -> None:
         self.heading("apply", "create the stack, in dependency order",
                      "apply changes only what differs and waits where AWS needs time. The function needs "
-                     "its image in ECR first. There is no Docker here: instead of `docker push`, the demo "
-                     "puts a small image manifest into the emulator's ECR with PutImage (the call a push "
-                     "ends with), into the repository canvas.yaml names.")
-        repository, tag, stack = self.spec.repository["name"], self.spec.image["tag"], self.spec.stack
-        ecr = self.client("ecr")
-        self.command(f"aws ecr create-repository --repository-name {repository} "
-                     f"--image-scanning-configuration scanOnPush=true --tags Key=canvas:stack,Value={stack}")
-        ecr.create_repository(repositoryName=repository, imageScanningConfiguration={"scanOnPush": True},
-                              tags=[{"Key": "canvas:stack", "Value": stack}])
-        self.command(f"aws ecr put-image --repository-name {repository} --image-tag {tag} "
-                     "--image-manifest '<a small Docker v2 manifest>'   # instead of docker push")
-        self.echo(f"imageDigest: {register_image(ecr, repository, tag, b'canvas-reconcile demo image')}\n")
+                     "its image in ECR first. There is no Docker here: instead of `docker push`, "
+                     "stand-in-image creates the repository as apply would and registers a small image "
+                     "manifest with PutImage (the call a push ends with) under image.tag.")
+        self.expect(["stand-in-image"], 0)
         self.expect(["apply", "--auto-approve"], 0)
 
     def converged_plan(self) -> None:
@@ -225,12 +247,16 @@ class Demo:
     def change_by_hand(self) -> None:
         function = self.spec.function["name"]
         self.heading("a change by hand", "a colleague lowers the function's memory in the console",
-                     "Nobody told canvas.yaml. The demo makes the change with plain boto3, as the AWS console "
-                     "or CLI would.")
-        self.command(f"aws lambda update-function-configuration --function-name {function} "
-                     f"--memory-size {DRIFT_MEMORY}")
-        answer = self.client("lambda").update_function_configuration(FunctionName=function, MemorySize=DRIFT_MEMORY)
-        self.echo(f"MemorySize: {answer['MemorySize']}")
+                     "Nobody told canvas.yaml. The demo makes the change with plain boto3, the call the "
+                     f"console makes (with the AWS CLI: aws lambda update-function-configuration "
+                     f"--function-name {function} --memory-size {DRIFT_MEMORY}).")
+        code = hand_change_code(function, DRIFT_MEMORY)
+        self.command(shlex.join(["python", "-c", code]))
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+        self.echo((done.stdout + done.stderr).rstrip())
+        if done.returncode != 0:
+            raise DemoError(f"the change by hand exited {done.returncode}")
 
     def drift_plan(self) -> None:
         self.heading("plan shows the drift", "exactly that change, and exit code 2",
@@ -281,6 +307,19 @@ class Demo:
                             f"{response.body[:300]!r}, without the task created before")
         self.stop_runtime(second)
 
+    def keep_running(self, started: float) -> None:
+        """--keep: the stack stays in the emulator until Ctrl-C, for the printed commands to be tried."""
+        self.echo(click.style(f"\nDemo complete in {time.monotonic() - started:.1f}s.", bold=True) +
+                  f" The emulator keeps this stack on {self.emulator.url} until Ctrl-C. In another shell:")
+        for line in self.setup:
+            self.echo(f"    {line}")
+        self.echo("and every `$` command above runs as shown. Ctrl-C here stops the emulator and forgets it all.")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            self.echo("\nStopped: the emulator is gone and the working directory removed; nothing was sent to AWS.")
+
     # ---- helpers --------------------------------------------------------------------------------
 
     def heading(self, name: str, what: str, why: str) -> None:
@@ -315,7 +354,7 @@ class Demo:
         env = {**os.environ, "S3_BUCKET_NAME": values["bucket"], "S3_DB_KEY": values["database_key"],
                "DB_PATH": str(home / Path(values["database_key"]).name),
                "APP_COMMAND": shlex.join([sys.executable, str(self.app)]), "PORT": str(free_port()),
-               "READY_PATH": "/healthz", "READY_TIMEOUT": "20", "APP_TIMEOUT": "30", "SYNC_INTERVAL": "30",
+               "READY_PATH": self.ready_path, "READY_TIMEOUT": "20", "APP_TIMEOUT": "30", "SYNC_INTERVAL": "30",
                "PYTHONUNBUFFERED": "1"}
         port = free_port()
         self.command(f"DB_PATH={env['DB_PATH']} \\\n  S3_BUCKET_NAME={env['S3_BUCKET_NAME']} "
@@ -346,6 +385,12 @@ class Demo:
 
         clients = Clients(region=self.spec.region, endpoint_url=self.emulator.url)
         return read_outputs(self.spec, clients, target=discover_target(clients, self.spec.region))
+
+
+def hand_change_code(function: str, memory: int) -> str:
+    """The colleague's console change as a Python one-liner: boto3 is installed wherever reconcile is."""
+    return ('import boto3; answer = boto3.client("lambda").update_function_configuration('
+            f'FunctionName={json.dumps(function)}, MemorySize={memory}); print("MemorySize:", answer["MemorySize"])')
 
 
 @dataclass

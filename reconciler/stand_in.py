@@ -36,7 +36,13 @@ def put_stand_in_image(spec, clients, target) -> list[str]:
     tags = [image["content_tag"], image["tag"]] if image["content_tag"] else [image["tag"]]
     content = f"canvas-reconcile stand-in image for {spec.stack}: {image['content_hash'] or image['tag']}"
     for tag in tags:
-        digest = register_image(clients.ecr, repository["name"], tag, content.encode())
+        try:
+            digest = register_image(clients.ecr, repository["name"], tag, content.encode())
+        except clients.ecr.exceptions.ImageAlreadyExistsException:  # run twice: the same stand-in is there
+            digest = clients.ecr.describe_images(repositoryName=repository["name"], imageIds=[{"imageTag": tag}])[
+                "imageDetails"][0]["imageDigest"]
+            lines.append(f"The stand-in image is already {repository['name']}:{tag} ({digest}) at {endpoint}.")
+            continue
         lines.append(f"Registered a stand-in image as {repository['name']}:{tag} ({digest}) at {endpoint}.")
     lines.append("It is a manifest only: the emulator runs no containers. Now run reconcile plan / apply.")
     return lines

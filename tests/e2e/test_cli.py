@@ -191,3 +191,17 @@ def test_stand_in_image_refuses_an_endpoint_that_is_not_on_this_machine(reconcil
     assert run.code == 1 and "Traceback" not in run.err
     assert "stand-in-image only works against a local emulator" in run.err
     assert "https://ecr.example.invalid is not on this machine" in run.err
+
+
+def test_stand_in_image_run_twice_keeps_the_image_and_says_it_is_there(reconcile, prebuilt_canvas, aws):
+    first = reconcile("stand-in-image")
+    assert first.code == 0, first.err
+    digest = aws.ecr.describe_images(repositoryName=REPO, imageIds=[{"imageTag": "v1.2"}])["imageDetails"][0][
+        "imageDigest"]
+    assert f"Registered a stand-in image as {REPO}:v1.2 ({digest})" in first.out
+
+    second = reconcile("stand-in-image")
+    assert second.code == 0, second.err
+    assert f"The stand-in image is already {REPO}:v1.2 ({digest})" in second.out
+    assert "Created ecr_repository" not in second.out
+    assert [d["imageDigest"] for d in aws.ecr.describe_images(repositoryName=REPO)["imageDetails"]] == [digest]

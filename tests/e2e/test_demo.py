@@ -7,14 +7,18 @@ and on Ctrl-C.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import queue
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -86,7 +90,9 @@ def test_the_demo_tells_the_whole_story_and_leaves_nothing_running(tmp_path, use
 
     assert "$ reconcile validate\ncanvas.yaml is valid: stack code-canvas-astro in us-west-2." in demo.step(1)
     assert "Plan: 8 to create, 0 to update, 0 to replace, 0 to delete." in demo.step(2)
-    assert "imageDigest: sha256:" in demo.step(3) and "Apply complete: 6 change(s) made." in demo.step(3)
+    assert "$ reconcile stand-in-image\nCreated ecr_repository.python-repl-container-lambda" in demo.step(3)
+    assert "Registered a stand-in image as python-repl-container-lambda:v1.2 (sha256:" in demo.step(3)
+    assert "Apply complete: 6 change(s) made." in demo.step(3)
     assert "No changes. Live state matches canvas.yaml." in demo.step(4) and "exit code 0" in demo.step(4)
 
     drift = demo.step(6)
@@ -146,3 +152,116 @@ def test_ctrl_c_stops_everything_the_demo_started(tmp_path, user_environment):
     assert "Interrupted. Everything the demo started is stopped." in err
     assert "Traceback" not in err
     assert_nothing_left(seen, runtimes=1)
+
+
+# ---- every command the demo prints runs as shown ------------------------------------------------
+
+@dataclass
+class Printed:
+    command: str  # as printed, continuation lines joined with their backslashes
+    shown: str    # what the demo printed after it, up to the next command or heading
+
+
+def printed_commands(out: str) -> list[Printed]:
+    lines, found, index = out.splitlines(), [], 0
+    while index < len(lines):
+        if not lines[index].startswith("$ "):
+            index += 1
+            continue
+        command = [lines[index][2:]]
+        while command[-1].endswith("\\"):
+            index += 1
+            command.append(lines[index])
+        shown, index = [], index + 1
+        while index < len(lines) and not lines[index].startswith(("$ ", "━━ ")):
+            shown.append(lines[index])
+            index += 1
+        found.append(Printed("\n".join(command), "\n".join(shown)))
+    return found
+
+
+def shell(setup: list[str], command: str, env: dict, **kwargs):
+    """The command in bash after the demo's setup lines; the demo shows only stdout (stderr goes aside)."""
+    kwargs.setdefault("stderr", subprocess.STDOUT)
+    return subprocess.Popen(["bash", "-c", "\n".join([*setup, command])], env=env, text=True,
+                            stdout=subprocess.PIPE, **kwargs)
+
+
+def serving_runtime(pid: int) -> int:
+    """The `python -m runtime serve` process under `pid`: bash execs the last command itself, or forks it."""
+    for candidate in [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]:
+        if b"runtime\0serve" in Path(f"/proc/{candidate}/cmdline").read_bytes():
+            return candidate
+    raise AssertionError(f"no runtime under pid {pid}")
+
+
+def test_every_command_the_demo_prints_runs_as_shown_and_gives_what_it_showed(tmp_path, user_environment):
+    """`demo --keep`, then each printed command replayed in order in a shell of the user's (their own
+    AWS settings still set), after only the setup lines the demo printed: same exit codes, outputs,
+    HTTP answers. The only difference allowed is the state the demo left (the task it wrote)."""
+    proc = subprocess.Popen(reconcile_command() + ["demo", "--keep"], cwd=tmp_path, env=user_environment,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    out, deadline = "", time.monotonic() + 90
+    try:
+        while "runs as shown. Ctrl-C here" not in out:
+            assert time.monotonic() < deadline and proc.poll() is None, out
+            with contextlib.suppress(queue.Empty):
+                out += lines.get(timeout=1)
+        kept = out[out.index("until Ctrl-C. In another shell:"):]
+        setup = [line.strip() for line in kept.splitlines()[1:] if line.startswith("    ")]
+        assert [line.split()[0] for line in setup] == ["export", "export", "unset", "cd"], kept
+        env = {**user_environment, "PATH": f"{os.path.dirname(sys.executable)}:{user_environment['PATH']}"}
+
+        commands = printed_commands(out[:out.index("Demo complete in")])
+        assert [c.command.split()[0] for c in commands] == [
+            "reconcile", "reconcile", "reconcile", "reconcile", "reconcile", "python", "reconcile", "reconcile",
+            "reconcile", "DB_PATH=" + commands[9].command.split()[0].split("=", 1)[1], "curl",
+            "DB_PATH=" + commands[11].command.split()[0].split("=", 1)[1], "curl"], [c.command for c in commands]
+        runtime, replayed = None, 0
+        for printed in commands:
+            if printed.command.startswith("DB_PATH="):
+                runtime = shell(setup, printed.command, env, start_new_session=True)
+                port = int(re.search(r"--port (\d+)", printed.command)[1])
+                until = time.monotonic() + 30
+                while not answers(port):
+                    assert runtime.poll() is None and time.monotonic() < until, runtime.stdout.read()
+                    time.sleep(0.1)
+            elif printed.command.startswith("curl "):
+                done = shell(setup, printed.command, env, stderr=subprocess.DEVNULL)  # curl's progress meter
+                body = json.loads(done.communicate(timeout=30)[0])
+                status, shown = printed.shown.splitlines()[0].split(" ", 1)
+                assert done.returncode == 0
+                if status == "201":  # the POST: one more task with the same fields, a new id
+                    assert {**body, "id": None} == {**json.loads(shown), "id": None}, body
+                else:  # the GET after the cold start: everything the demo read, and the replayed POST
+                    assert status == "200" and all(task in body for task in json.loads(shown)), body
+                    assert len(body) == len(json.loads(shown)) + 1, body
+                os.kill(serving_runtime(runtime.pid), signal.SIGTERM)  # as the demo stops it
+                assert runtime.wait(30) == 0, runtime.stdout.read()
+            else:
+                done = shell(setup, printed.command, env, stderr=subprocess.PIPE)
+                text, err = done.communicate(timeout=120)
+                expected = 2 if "exit code 2" in printed.shown else 0
+                assert done.returncode == expected, (printed.command, text, err)
+                assert "Traceback" not in text + err
+                if printed.command in ("reconcile outputs", "reconcile validate") or printed.command.startswith("python"):
+                    assert text.strip() == printed.shown.strip(), (printed.command, text, printed.shown)
+                if printed.command == "reconcile stand-in-image":
+                    digest = re.search(r"sha256:[0-9a-f]{64}", printed.shown)[0]
+                    assert digest in text, text
+            replayed += 1
+        assert replayed == len(commands) == 13
+
+        os.killpg(proc.pid, signal.SIGINT)
+        code = proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    time.sleep(0.2)
+    while not lines.empty():
+        out += lines.get()
+    assert code == 0, out + proc.stderr.read()
+    assert "Stopped: the emulator is gone" in out
+    assert_nothing_left(out, runtimes=2)
