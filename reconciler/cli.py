@@ -1,4 +1,4 @@
-"""The `reconcile` command line: validate, plan, apply, outputs, destroy, drift, history, demo,
+"""The `reconcile` command line: validate, plan, show, apply, outputs, destroy, drift, history, demo,
 local. Thin: each command loads the spec, builds a plan and hands it to render or apply; known
 failures print one clear message."""
 from __future__ import annotations
@@ -137,11 +137,22 @@ def validate(file, region) -> None:
 @common_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON document.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 1 error, 2 changes present.")
+@click.option("--out", "out", metavar="FILE",
+              help="Also save the plan to FILE, for review and `reconcile apply FILE` (no secret in clear).")
 @known_errors
-def plan(file, region, profile, endpoint_url, as_json, detailed_exitcode) -> None:
+def plan(file, region, profile, endpoint_url, as_json, detailed_exitcode, out) -> None:
     """Show what differs between canvas.yaml and live AWS (read-only)."""
-    result = Context(file, region, profile, endpoint_url).plan()
+    ctx = Context(file, region, profile, endpoint_url)
+    clients = ctx.clients()
+    target = ctx.target(clients)
+    result = build_plan(ctx.spec, clients, region=ctx.region, target=target)
+    if out is not None:
+        from reconciler import saved_plan
+
+        saved_plan.write(out, saved_plan.document(result, spec=ctx.spec, account=target.account))
     click.echo(render_json(result) if as_json else render_text(result))
+    if out is not None:
+        click.echo(f"Saved this plan to {out}. To apply exactly it: reconcile apply {out}", err=True)
     sys.exit(EXIT_CHANGES if detailed_exitcode and result.has_changes else EXIT_OK)
 
 
@@ -150,35 +161,73 @@ def plan(file, region, profile, endpoint_url, as_json, detailed_exitcode) -> Non
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--lock-timeout", default="0s", show_default=True, metavar="DURATION",
               help="Wait this long (30s, 5m) for another apply's lock instead of exiting 1 at once.")
+@click.argument("plan_file", metavar="[PLAN_FILE]", required=False)
 @known_errors
-def apply(file, region, profile, endpoint_url, auto_approve, lock_timeout) -> None:
-    """Change live AWS so it matches canvas.yaml, only where it differs."""
+def apply(file, region, profile, endpoint_url, auto_approve, lock_timeout, plan_file) -> None:
+    """Change live AWS so it matches canvas.yaml, only where it differs (or exactly as a saved plan says)."""
     from reconciler import lock
     from reconciler.safe_apply import locked_apply
 
     timeout = lock.parse_timeout(lock_timeout)
+    saved = _load_saved(plan_file) if plan_file else None
     ctx = Context(file, region, profile, endpoint_url)
     clients = ctx.clients()
-    result = build_plan(ctx.spec, clients, region=ctx.region)
+    target = ctx.target(clients)
+    if saved is not None:
+        from reconciler import saved_plan
+
+        saved_plan.check_matches(saved, path=plan_file, spec=ctx.spec, region=ctx.region, account=target.account)
+    result = build_plan(ctx.spec, clients, region=ctx.region, target=target)
     text = render_text(result)
-    if result.has_changes and not auto_approve and not stdin_is_tty():
-        # Nobody can read the plan to say yes: its summary and the refusal, not pages of plan.
-        click.echo(text.splitlines()[-1])
-        _confirm()
-    click.echo(text)
-    if result.has_changes:
-        if not auto_approve:
+    if saved is not None:
+        # The saved plan was the approval: no prompt, but only if it is still exactly what would happen.
+        saved_plan.check_fresh(saved, result, path=plan_file)
+        click.echo(saved_plan.header(saved, path=plan_file) + " It still matches live AWS.\n" + text)
+    else:
+        if result.has_changes and not auto_approve and not stdin_is_tty():
+            # Nobody can read the plan to say yes: its summary and the refusal, not pages of plan.
+            click.echo(text.splitlines()[-1])
             _confirm()
+        click.echo(text)
+        if result.has_changes and not auto_approve:
+            _confirm()
+    if result.has_changes:
         click.echo("")
     result, outcome = locked_apply(result, clients, spec=ctx.spec, replan=lambda: build_plan(
-        ctx.spec, clients, region=ctx.region), echo=click.echo, render=render_text, auto_approved=auto_approve,
-        lock_timeout=timeout)
+        ctx.spec, clients, region=ctx.region, target=target), echo=click.echo, render=render_text,
+        auto_approved=auto_approve and saved is None, lock_timeout=timeout)
     if not outcome.ok:
         click.echo("\n".join(failure_report(outcome)), err=True)
         sys.exit(EXIT_ERROR)
     if result.has_changes:
         click.echo(f"\nApply complete: {len(outcome.done)} change(s) made.")
     _recorded(outcome.recorded)
+
+
+def _load_saved(path: str) -> dict:
+    from reconciler import saved_plan
+
+    return saved_plan.load(path)
+
+
+@main.command()
+@click.argument("plan_file", metavar="PLAN_FILE")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as `plan --json` did.")
+@known_errors
+def show(plan_file, as_json) -> None:
+    """Show a saved plan (from plan --out) without calling AWS."""
+    from reconciler import saved_plan
+
+    saved = saved_plan.load(plan_file)
+    if as_json:
+        click.echo(json.dumps(saved["plan"], indent=2))
+        return
+    try:
+        revived = saved_plan.revive(saved)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise saved_plan.SavedPlanError(f"{plan_file} is not a complete saved plan ({type(exc).__name__}: "
+                                        f"{exc}); make the plan again") from exc
+    click.echo(saved_plan.header(saved, path=plan_file) + "\n" + render_text(revived))
 
 
 def _recorded(location: str | None) -> None:
