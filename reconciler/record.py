@@ -21,6 +21,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping
 
@@ -187,6 +188,9 @@ def build(plan: Plan, *, spec_sha256: str, caller_arn: str, done: list[ResourceC
     """The record's document; `recorded` is the desired state already in recorded form."""
     return {
         "format_version": FORMAT_VERSION,
+        # One per apply: a PUT retried after its answer was lost writes the same bytes again
+        # as a second version, and history shows it once (see _one_per_apply).
+        "apply_id": uuid.uuid4().hex,
         "stack": plan.stack,
         "spec_sha256": spec_sha256,
         "tool_version": __version__,
@@ -275,10 +279,24 @@ def history(clients, *, bucket: str, stack: str, limit: int | None = None) -> li
             return []
         raise
     versions.sort(key=lambda v: v["LastModified"], reverse=True)
+    # Identical adjacent bodies (same ETag) are one write retried: dropped before reading, so
+    # --limit N still shows N applies.
+    versions = [v for i, v in enumerate(versions) if i == 0 or v.get("ETag") != versions[i - 1].get("ETag")]
     versions = versions[:limit] if limit else versions
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(versions)))) as pool:
         documents = list(pool.map(lambda v: _version(clients, bucket, key, v["VersionId"]), versions))
-    return [{**doc, "version_id": v["VersionId"]} for v, doc in zip(versions, documents)]
+    return _one_per_apply([{**doc, "version_id": v["VersionId"]} for v, doc in zip(versions, documents)])
+
+
+def _one_per_apply(entries: list[dict]) -> list[dict]:
+    """Adjacent versions of one apply (same apply_id; an ETag that is not the body's MD5, as
+    with SSE-KMS, hides the repeat from the listing) count once: the newest is kept."""
+    kept = []
+    for entry in entries:
+        if kept and entry.get("apply_id") and entry.get("apply_id") == kept[-1].get("apply_id"):
+            continue
+        kept.append(entry)
+    return kept
 
 
 def _version(clients, bucket: str, key: str, version_id: str) -> dict:

@@ -11,6 +11,7 @@ import json
 
 from reconciler.aws import absent_on, fan_out
 from reconciler.diff import Field
+from reconciler.errors import ReconcileError
 from reconciler.normalize import canonical_policy, desired_tags, partition, policy_identity, tags_from_aws, tags_to_aws
 
 TYPE = "iam_role"
@@ -72,7 +73,29 @@ def desired(spec, target) -> dict:
 
 
 def read(clients, want: dict) -> dict | None:
-    iam, role_name = clients.iam, want["name"]
+    live = _read_role(clients.iam, want["name"])
+    _check_policies_exist(clients.iam, want, live)
+    return live
+
+
+def _check_policies_exist(iam, want: dict, live: dict | None) -> None:
+    """A managed policy apply would attach must exist, or apply fails half-way through; plan says
+    so first (iam:GetPolicy, read-only). Attached ones exist, so a converged plan makes no call."""
+    attached = set((live or {}).get("managed_policies") or ())
+    to_attach = sorted(set(want.get("managed_policies") or ()) - attached)
+    if not to_attach:
+        return
+    found = fan_out({arn: lambda arn=arn: absent_on(("NoSuchEntity",), lambda: iam.get_policy(PolicyArn=arn))
+                     for arn in to_attach})
+    missing = [arn for arn in to_attach if found[arn] is None]
+    if missing:
+        raise ReconcileError(
+            f"role.managed_policies: {', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not exist in "
+            "this account (iam:GetPolicy answered NoSuchEntity); check the ARN — AWS managed policies are "
+            "arn:aws:iam::aws:policy/..., yours arn:aws:iam::<account>:policy/...")
+
+
+def _read_role(iam, role_name: str) -> dict | None:
     answer = absent_on(("NoSuchEntity",), lambda: iam.get_role(RoleName=role_name))
     if answer is None:
         return None

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from moto_harness import LAMBDA_BASIC, LAMBDA_TRUST, STACK, USER_TAGS, least_privilege_policy, seed_guide_policy
+from reconciler.errors import PlanError
 from reconciler.normalize import canonical_policy, policy_identity
 from reconciler.plan import Action
 
@@ -161,3 +162,37 @@ def test_seed_guide_policy_is_drift(canvas, console):
     assert "s3:HeadObject" not in _actions(repaired)
     assert f"arn:aws:s3:::{canvas.names.bucket}/*" not in json.dumps(repaired)
     assert not canvas.plan().has_changes
+
+
+MISSING_POLICY = "arn:aws:iam::aws:policy/AWSLambdaBasicExecutionRoleTypo"
+
+
+def _declare_policies(*arns):
+    def edit(data):
+        data["role"]["managed_policies"] = list(arns)
+    return edit
+
+
+def test_a_managed_policy_that_does_not_exist_is_a_plan_error_not_a_failed_apply(canvas, console):
+    canvas.write(_declare_policies(LAMBDA_BASIC, MISSING_POLICY))
+
+    with pytest.raises(PlanError) as raised:
+        canvas.plan()
+
+    [problem] = raised.value.problems
+    assert problem.startswith(f"iam_role.{canvas.names.role}: role.managed_policies: {MISSING_POLICY} does not exist")
+    assert "iam:GetPolicy answered NoSuchEntity" in problem
+    assert canvas.calls.mutating == []
+    assert canvas.calls.operations.count("GetPolicy") == 2  # both checked, before anything is created
+
+
+def test_policies_already_attached_cost_no_get_policy_call(canvas, console):
+    canvas.converge()
+    canvas.calls.clear()
+    assert not canvas.plan().has_changes
+    assert "GetPolicy" not in canvas.calls.operations
+    # One newly declared: only it is looked up.
+    canvas.write(_declare_policies(LAMBDA_BASIC, S3_READ_ONLY))
+    canvas.calls.clear()
+    assert canvas.change(canvas.plan(), "iam_role").changed_paths == ("managed_policies",)
+    assert canvas.calls.operations.count("GetPolicy") == 1

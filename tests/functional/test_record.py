@@ -58,7 +58,7 @@ def test_a_successful_apply_records_every_field_and_no_secret_value(stack, lambd
 
     assert applied.ok and applied.recorded == f"s3://{stack.names.bucket}/canvas/{STACK}/last-applied.json"
     document = stored(stack)
-    assert set(document) == {"format_version", "stack", "spec_sha256", "tool_version", "applied_at", "caller_arn",
+    assert set(document) == {"format_version", "apply_id", "stack", "spec_sha256", "tool_version", "applied_at", "caller_arn",
                              "changes", "desired"}
     assert document["format_version"] == 1 and document["stack"] == STACK
     assert document["spec_sha256"] == stack.spec().sha256
@@ -220,3 +220,28 @@ def test_looks_secret_is_what_the_record_hashes():
                                    "S3_DB_KEY": "k"}
     assert looks_secret("API_TOKEN", "t") and not looks_secret("PORT", "8080")
     assert document["environment"]["API_TOKEN"] == "t"  # the plan's own document is left alone
+
+
+def test_a_record_write_retried_after_a_lost_answer_is_listed_once(deployed):
+    """A lost answer makes botocore send the same PutObject again: two versions, the same bytes."""
+    apply(deployed)
+    deployed.write(lambda data: data["function"].update(memory=3008))
+    apply(deployed)
+    newest = json.loads(deployed.clients.s3.get_object(Bucket=deployed.names.bucket, Key=KEY)["Body"].read())
+    record.write(deployed.clients, bucket=deployed.names.bucket, stack=STACK, document=newest)
+    assert len(versions(deployed)) == 3
+
+    entries = record.history(deployed.clients, bucket=deployed.names.bucket, stack=STACK)
+    assert [e["apply_id"] for e in entries] == [newest["apply_id"], entries[1]["apply_id"]]
+    assert entries[0]["apply_id"] != entries[1]["apply_id"]
+    assert [e["apply_id"] for e in record.history(deployed.clients, bucket=deployed.names.bucket, stack=STACK,
+                                                  limit=2)] == [e["apply_id"] for e in entries]
+
+
+def test_the_same_apply_written_with_another_etag_is_still_listed_once(deployed):
+    """With SSE-KMS the ETag is not the body's MD5; the apply id still tells a retry from an apply."""
+    apply(deployed)
+    newest = json.loads(deployed.clients.s3.get_object(Bucket=deployed.names.bucket, Key=KEY)["Body"].read())
+    record.write(deployed.clients, bucket=deployed.names.bucket, stack=STACK, document={**newest, "padding": 1})
+    entries = record.history(deployed.clients, bucket=deployed.names.bucket, stack=STACK)
+    assert [e["apply_id"] for e in entries] == [newest["apply_id"]] and entries[0].get("padding") == 1
