@@ -6,12 +6,13 @@ so throttling is absorbed here and nowhere else.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, TypeVar
 from urllib.parse import urlsplit
 
 import boto3
@@ -86,6 +87,34 @@ class Clients:
         self._session = boto3.Session(profile_name=profile, region_name=region)
         self._clients: dict[str, object] = {}
         self._lock = threading.Lock()
+        self._shared: dict | None = None
+
+    @contextlib.contextmanager
+    def shared_reads(self) -> Iterator[None]:
+        """Within one plan's read wave the same read, asked for twice, goes to AWS once (the
+        function's policy serves both permission statements). Outside it nothing is shared, so
+        no answer read before a write is reused after it."""
+        self._shared = {}
+        try:
+            yield
+        finally:
+            self._shared = None
+
+    def read_once(self, key: tuple, call: Callable[[], T]) -> T:
+        """call(), or the answer (or error) of the same read already made in this wave."""
+        shared = self._shared
+        if shared is None:
+            return call()
+        with self._lock:
+            future, first = shared.get(key), key not in shared
+            if first:
+                future = shared[key] = Future()
+        if first:
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # the readers waiting on it get the same error
+                future.set_exception(exc)
+        return future.result()
 
     def is_local(self, service: str = "ecr") -> bool:
         """Whether `service` is answered on this machine (an emulator such as `reconcile local`)."""

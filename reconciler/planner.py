@@ -34,7 +34,7 @@ def desired_resources(spec, target: Target, kinds=KINDS) -> list[tuple[object, d
 def read_live(clients, wants, *, max_workers: int | None = None) -> tuple[dict, list[str]]:
     """{address: live document or None} for each wanted resource, read concurrently, and the problems."""
     clients.warm({kind.SERVICE for kind, _ in wants})
-    with ThreadPoolExecutor(max_workers=max_workers or len(wants)) as pool:
+    with clients.shared_reads(), ThreadPoolExecutor(max_workers=max_workers or len(wants)) as pool:
         futures = [pool.submit(kind.read, clients, want) for kind, want in wants]
     lives, problems = {}, []
     for (kind, want), future in zip(wants, futures):

@@ -45,8 +45,9 @@ def desired(spec, target) -> list[dict] | None:
 
 
 def read(clients, want: dict) -> dict | None:
-    answer = absent_on(("ResourceNotFoundException",),
-                       lambda: clients.awslambda.get_policy(FunctionName=want["function"]))
+    # Both statements live in one policy document: in a plan it is read once for the two.
+    answer = clients.read_once(("lambda.get_policy", want["function"]), lambda: absent_on(
+        ("ResourceNotFoundException",), lambda: clients.awslambda.get_policy(FunctionName=want["function"])))
     if answer is None:
         return None
     for statement in json.loads(answer["Policy"]).get("Statement", []):

@@ -124,3 +124,15 @@ def test_switching_to_aws_iam_removes_both_after_the_url_update(deployed, lambda
     deployed.write(lambda data: data["url"].update(auth_type="NONE"))
     deployed.converge()
     assert set(lambda_console.statements()) == {"AllowS3Invoke", URL_ACCESS, URL_INVOKE}
+
+
+def test_a_plan_reads_the_function_policy_once_for_both_statements(deployed, stack):
+    stack.calls.clear()
+    assert not stack.plan().has_changes
+    assert stack.calls.operations.count("GetPolicy") == 1
+    # Outside a plan's read wave nothing is shared: each read is its own call.
+    from reconciler.kinds import lambda_permission
+    stack.calls.clear()
+    for sid in (URL_ACCESS, URL_INVOKE):
+        assert lambda_permission.read(stack.clients, {"name": sid, "function": FUNCTION}) is not None
+    assert stack.calls.operations.count("GetPolicy") == 2
