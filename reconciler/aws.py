@@ -88,6 +88,7 @@ class Clients:
         self._clients: dict[str, object] = {}
         self._lock = threading.Lock()
         self._shared: dict | None = None
+        self._waited_on: set[str] = set()  # endpoints already said to be slow (_Watch)
 
     @contextlib.contextmanager
     def shared_reads(self) -> Iterator[None]:
@@ -168,13 +169,12 @@ class Clients:
 
 
 class _Watch:
-    """Per-client botocore hooks: say once per service when an answer is slow in coming, and
+    """Per-client botocore hooks: say once per endpoint when an answer is slow in coming, and
     turn an answer that is not AWS's (one botocore cannot parse) into one clear error."""
 
     def __init__(self, client, service: str, clients: Clients):
         self.client, self.service, self.clients = client, service, clients
         self.endpoint = client.meta.endpoint_url
-        self.warned = False
 
     def register(self) -> None:
         events = self.client.meta.events
@@ -189,10 +189,14 @@ class _Watch:
         timer.start()
 
     def still_waiting(self) -> None:
-        if not self.warned:
-            self.warned = True
-            self.clients.warn(f"still waiting for {self.service} at {self.endpoint} "
-                              f"(giving up after about {worst_case_seconds():.0f}s; Ctrl-C stops)")
+        # Once per endpoint, not per client: a plan's reads all go out at once, and five lines
+        # saying the same endpoint is silent would bury the one that matters.
+        with self.clients._lock:
+            if self.endpoint in self.clients._waited_on:
+                return
+            self.clients._waited_on.add(self.endpoint)
+        self.clients.warn(f"still waiting for {self.service} at {self.endpoint} "
+                          f"(giving up after about {worst_case_seconds():.0f}s; Ctrl-C stops)")
 
     def finished(self, context, **_):
         timer = context.pop("canvas_watch", None)
@@ -219,6 +223,14 @@ def fan_out(calls: dict[str, Callable[[], T]]) -> dict[str, T]:
     with ThreadPoolExecutor(max_workers=max(1, len(calls))) as pool:
         futures = {key: pool.submit(call) for key, call in calls.items()}
     return {key: future.result() for key, future in futures.items()}
+
+
+def at_once(calls: dict[str, Callable[[], T]]) -> dict[str, Future]:
+    """Start every call together and wait for all: one round trip. Each answer or error waits in
+    its future, taken in the order the caller's logic needs (the existence check first, so the
+    others' "no such bucket" errors about a bucket that is not there are never raised)."""
+    with ThreadPoolExecutor(max_workers=max(1, len(calls))) as pool:
+        return {key: pool.submit(call) for key, call in calls.items()}
 
 
 def absent_on(codes: tuple[str, ...], call: Callable[[], T]) -> T | None:

@@ -108,6 +108,8 @@ class Plan:
     # {address: desired document} for every resource canvas.yaml declares, those wanted
     # absent included: what a successful apply records (record.py).
     desired_state: Mapping[str, dict] = field(default_factory=dict, compare=False, repr=False)
+    # The account the plan was read from (STS); a saved plan is applied only there.
+    account: str | None = field(default=None, compare=False)
 
     @property
     def summary(self) -> dict[str, int]:

@@ -48,12 +48,27 @@ def read_live(clients, wants, *, max_workers: int | None = None) -> tuple[dict, 
 
 def build_plan(spec, clients, *, region: str, kinds=KINDS, max_workers: int | None = None,
                target: Target | None = None) -> Plan:
-    target = target or discover_target(clients, region)
-    wants = desired_resources(spec, target, kinds)
-    clients.warm({"s3"})
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    """One wave of reads: STS (the account), the record and every kind at once. A kind works out
+    what it wants in its own thread, so only what builds an ARN or URI from the account waits
+    for STS; reads by name go out at once (issue 12: a no-op plan in about two round trips)."""
+    with clients.shared_reads(), ThreadPoolExecutor(max_workers=max_workers or len(kinds) + 2) as pool:
+        account = None
+        if target is None:  # submitted first: with one worker it runs before anything that waits on it
+            account = pool.submit(lambda: discover(clients, region).account)
+            target = Target(region=region, account=account)
         record = pool.submit(read_baseline, clients, bucket=spec.bucket["name"], stack=spec.stack)
-        lives, problems = read_live(clients, wants, max_workers=max_workers)
+        jobs = [pool.submit(_desired_and_read, kind, spec, target, clients) for kind in kinds]
+    if account is not None and account.exception() is not None:
+        _account_error(account.exception())  # one message, not the same failure per resource
+    wants, lives, problems = [], {}, []
+    for kind, job in zip(kinds, jobs):
+        for want, have, error in job.result():
+            address = f"{kind.TYPE}.{want['name']}"
+            wants.append((kind, want))
+            if error is not None:
+                problems.append(_read_problem(address, error))
+            else:
+                lives[address] = have
     baseline = record.result()
     changes, desired_state = [], {}
     for kind, want in wants:
@@ -76,7 +91,7 @@ def build_plan(spec, clients, *, region: str, kinds=KINDS, max_workers: int | No
     if problems:
         raise PlanError(problems)
     return Plan(stack=spec.stack, region=region, changes=tuple(changes), warnings=tuple(spec.warnings),
-                baseline=baseline, desired_state=desired_state)
+                baseline=baseline, desired_state=desired_state, account=target.account)
 
 
 def resource_change(kind, want: dict, have: dict | None) -> ResourceChange | None:
@@ -101,13 +116,31 @@ def resource_change(kind, want: dict, have: dict | None) -> ResourceChange | Non
                           desired=want, live=have, note=note)
 
 
+def _desired_and_read(kind, spec, target: Target, clients) -> list[tuple[dict, dict | None, Exception | None]]:
+    """(want, live, read error) for each resource of `kind` that canvas.yaml declares."""
+    wanted = kind.desired(spec, target)
+    out = []
+    for want in wanted if isinstance(wanted, list) else [wanted] if wanted is not None else []:
+        try:
+            out.append((want, kind.read(clients, want), None))
+        except Exception as exc:  # noqa: BLE001 - sorted into a problem or a bug by _read_problem
+            out.append((want, None, exc))
+    return out
+
+
 def discover_target(clients, region: str) -> Target:
     try:
         return discover(clients, region)
     except (ClientError, BotoCoreError) as exc:
-        raise ReconcileError(describe_connection_error(exc) or
-                             f"cannot tell which account this is (sts:GetCallerIdentity): "
-                             f"{error_code(exc)}: {error_message(exc)}") from exc
+        _account_error(exc)
+
+
+def _account_error(exc: BaseException) -> None:
+    if not isinstance(exc, (ClientError, BotoCoreError)):
+        raise exc
+    raise ReconcileError(describe_connection_error(exc) or
+                         f"cannot tell which account this is (sts:GetCallerIdentity): "
+                         f"{error_code(exc)}: {error_message(exc)}") from exc
 
 
 def _foreign_owner(have: dict | None, stack: str) -> str | None:

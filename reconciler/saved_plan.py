@@ -33,7 +33,7 @@ class SavedPlanError(ReconcileError):
     """The file is not a saved plan this tool can apply; the message says why and what to do."""
 
 
-def document(plan: Plan, *, spec, account: str, now: datetime.datetime | None = None) -> dict:
+def document(plan: Plan, *, spec, now: datetime.datetime | None = None) -> dict:
     now = now or datetime.datetime.now(datetime.timezone.utc)
     return {
         "kind": KIND,
@@ -42,7 +42,7 @@ def document(plan: Plan, *, spec, account: str, now: datetime.datetime | None = 
         "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "stack": plan.stack,
         "region": plan.region,
-        "account": account,
+        "account": plan.account,
         "spec": {"file": str(spec.file), "sha256": spec.sha256},
         "plan_sha256": plan_sha256(plan),
         "fingerprints": fingerprints(plan),

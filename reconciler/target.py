@@ -4,15 +4,25 @@ The account always comes from STS (the caller's own), never from canvas.yaml or 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import Future
 
 from reconciler.normalize import partition
 
 
-@dataclass(frozen=True)
 class Target:
-    region: str
-    account: str
+    """The account may be a Future: a plan asks STS in its first wave, beside the reads that need
+    only names, and only what builds an ARN or URI waits for the answer."""
+
+    def __init__(self, *, region: str, account: str | Future):
+        self.region = region
+        self._account = account
+
+    @property
+    def account(self) -> str:
+        return self._account.result() if isinstance(self._account, Future) else self._account
+
+    def __repr__(self) -> str:
+        return f"Target(region={self.region!r}, account={self._account!r})"
 
     @property
     def partition(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from reconciler.aws import absent_on, fan_out
+from reconciler.aws import absent_on, at_once, fan_out
 from reconciler.diff import Field
 from reconciler.errors import ReconcileError
 from reconciler.normalize import canonical_policy, desired_tags, partition, policy_identity, tags_from_aws, tags_to_aws
@@ -74,6 +74,8 @@ def desired(spec, target) -> dict:
 
 def read(clients, want: dict) -> dict | None:
     live = _read_role(clients.iam, want["name"])
+    # After the role's own reads, the policy check: one more round trip, but only for a policy
+    # not attached yet (a plan that changes nothing makes no GetPolicy call).
     _check_policies_exist(clients.iam, want, live)
     return live
 
@@ -96,14 +98,17 @@ def _check_policies_exist(iam, want: dict, live: dict | None) -> None:
 
 
 def _read_role(iam, role_name: str) -> dict | None:
-    answer = absent_on(("NoSuchEntity",), lambda: iam.get_role(RoleName=role_name))
-    if answer is None:
-        return None
-    role = answer["Role"]
-    lists = fan_out({
+    # The role and both its lists by name in one round trip; the lists count only if it exists.
+    reads = at_once({
+        "role": lambda: iam.get_role(RoleName=role_name),
         "managed": lambda: _attached_policies(iam, role_name),
         "inline": lambda: _inline_policy_names(iam, role_name),
     })
+    answer = absent_on(("NoSuchEntity",), reads["role"].result)
+    if answer is None:
+        return None
+    role = answer["Role"]
+    lists = {"managed": reads["managed"].result(), "inline": reads["inline"].result()}
     inline = fan_out({
         policy: lambda policy=policy: iam.get_role_policy(RoleName=role_name, PolicyName=policy)["PolicyDocument"]
         for policy in lists["inline"]

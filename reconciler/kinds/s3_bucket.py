@@ -5,7 +5,7 @@ default encryption, the public access block and tags. Apply never deletes a buck
 """
 from __future__ import annotations
 
-from reconciler.aws import absent_on, fan_out
+from reconciler.aws import absent_on, at_once
 from reconciler.diff import Field
 from reconciler.errors import ReconcileError
 from reconciler.normalize import desired_tags, tags_from_aws, tags_to_aws
@@ -49,7 +49,15 @@ def desired(spec, target) -> dict:
 def read(clients, want: dict) -> dict | None:
     s3 = clients.s3
     bucket = want["name"]
-    answer = absent_on(("NoSuchBucket", "404"), lambda: s3.get_bucket_location(Bucket=bucket))
+    # All five by name in one round trip; the settings' answers count only if the bucket is there.
+    reads = at_once({
+        "location": lambda: s3.get_bucket_location(Bucket=bucket),
+        "versioning": lambda: s3.get_bucket_versioning(Bucket=bucket).get("Status", "Disabled"),
+        "encryption": lambda: _read_encryption(s3, bucket),
+        "block_public_access": lambda: _read_public_access_block(s3, bucket),
+        "tags": lambda: _read_tags(s3, bucket),
+    })
+    answer = absent_on(("NoSuchBucket", "404"), reads.pop("location").result)
     if answer is None:
         return None
     location = answer.get("LocationConstraint")
@@ -58,12 +66,7 @@ def read(clients, want: dict) -> dict | None:
         raise RegionMismatch(
             f"bucket {bucket} exists in {region}, but canvas.yaml puts the stack in {want['region']}; "
             "a bucket cannot move between regions — use another bucket.name or set region: " + region)
-    parts = fan_out({
-        "versioning": lambda: s3.get_bucket_versioning(Bucket=bucket).get("Status", "Disabled"),
-        "encryption": lambda: _read_encryption(s3, bucket),
-        "block_public_access": lambda: _read_public_access_block(s3, bucket),
-        "tags": lambda: _read_tags(s3, bucket),
-    })
+    parts = {key: future.result() for key, future in reads.items()}  # the first error, in this order
     encryption, kms_key = parts.pop("encryption")
     return {"name": bucket, "region": region, "encryption": encryption, "kms_key_id": kms_key, **parts}
 

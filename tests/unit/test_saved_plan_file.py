@@ -1,6 +1,7 @@
 """The saved-plan file on its own: what is checked before anything is planned or applied."""
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -19,7 +20,7 @@ def plan(memory_before=2048) -> Plan:
 
 
 def saved(**changes) -> dict:
-    return {**saved_plan.document(plan(), spec=SPEC, account="111122223333"), **changes}
+    return {**saved_plan.document(dataclasses.replace(plan(), account="111122223333"), spec=SPEC), **changes}
 
 
 def test_the_account_region_and_stack_must_be_the_ones_in_use():
