@@ -9,19 +9,12 @@ import sys
 from pathlib import Path
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler import __version__
-from reconciler.apply import failure_report
-from reconciler.aws import Clients, describe_connection_error, error_code, error_message
 from reconciler.errors import ReconcileError
-from reconciler.destroy import build_destroy_plan
-from reconciler.outputs import read_outputs
-from reconciler.planner import build_plan, discover_target
-from reconciler.target import Target
-from reconciler import record
-from reconciler.render import render_drift_markdown, render_drift_text, render_history, render_json, render_text
-from reconciler.spec import SpecError, check_region, load_spec
+
+# Each command imports what it uses when it runs: validate, --help and --version load neither
+# boto3 nor deepdiff (issue 12: they start in a fraction of the time a plan needs).
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -37,19 +30,33 @@ def known_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except SpecError as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(EXIT_ERROR)
         except ReconcileError as exc:
             _fail(str(exc))
-        except (ClientError, BotoCoreError) as exc:
-            _fail(describe_connection_error(exc) or f"{error_code(exc)}: {error_message(exc)}")
         except KeyboardInterrupt:
             # No state file can be left half-written: live AWS is the truth, so say how to go on.
             click.echo("\nInterrupted. Whatever finished stays done; run the command again to continue "
                        "from live state.", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except Exception as exc:
+            if _is_spec_error(exc):
+                click.echo(str(exc), err=True)
+                sys.exit(EXIT_ERROR)
+            if not _is_aws_error(exc):
+                raise
+            from reconciler.aws import describe_connection_error, error_code, error_message
+
+            _fail(describe_connection_error(exc) or f"{error_code(exc)}: {error_message(exc)}")
     return wrapper
+
+
+def _is_spec_error(exc: Exception) -> bool:
+    spec = sys.modules.get("reconciler.spec")  # not loaded: the error cannot be one of its
+    return spec is not None and isinstance(exc, spec.SpecError)
+
+
+def _is_aws_error(exc: Exception) -> bool:
+    botocore = sys.modules.get("botocore.exceptions")
+    return botocore is not None and isinstance(exc, (botocore.ClientError, botocore.BotoCoreError))
 
 
 def spec_options(command):
@@ -82,6 +89,8 @@ class Context:
     """What every command needs: the validated spec, the region in force, AWS clients."""
 
     def __init__(self, file: str, region: str | None, profile: str | None, endpoint_url: str | None):
+        from reconciler.spec import check_region, load_spec
+
         self.spec = load_spec(file)
         for warning in self.spec.warnings:
             if warning not in _WARNED:  # once per process: the demo runs many commands in one
@@ -92,13 +101,19 @@ class Context:
         self.region = region or self.spec.region
         self.profile, self.endpoint_url = profile, endpoint_url
 
-    def clients(self) -> Clients:
+    def clients(self):
+        from reconciler.aws import Clients
+
         return Clients(region=self.region, profile=self.profile, endpoint_url=self.endpoint_url)
 
     def plan(self):
+        from reconciler.planner import build_plan
+
         return build_plan(self.spec, self.clients(), region=self.region)
 
-    def target(self, clients: Clients) -> Target:
+    def target(self, clients):
+        from reconciler.planner import discover_target
+
         return discover_target(clients, self.region)
 
 
@@ -142,14 +157,14 @@ def validate(file, region) -> None:
 @known_errors
 def plan(file, region, profile, endpoint_url, as_json, detailed_exitcode, out) -> None:
     """Show what differs between canvas.yaml and live AWS (read-only)."""
+    from reconciler.render import render_json, render_text
+
     ctx = Context(file, region, profile, endpoint_url)
-    clients = ctx.clients()
-    target = ctx.target(clients)
-    result = build_plan(ctx.spec, clients, region=ctx.region, target=target)
+    result = ctx.plan()
     if out is not None:
         from reconciler import saved_plan
 
-        saved_plan.write(out, saved_plan.document(result, spec=ctx.spec, account=target.account))
+        saved_plan.write(out, saved_plan.document(result, spec=ctx.spec))
     click.echo(render_json(result) if as_json else render_text(result))
     if out is not None:
         click.echo(f"Saved this plan to {out}. To apply exactly it: reconcile apply {out}", err=True)
@@ -166,21 +181,24 @@ def plan(file, region, profile, endpoint_url, as_json, detailed_exitcode, out) -
 def apply(file, region, profile, endpoint_url, auto_approve, lock_timeout, plan_file) -> None:
     """Change live AWS so it matches canvas.yaml, only where it differs (or exactly as a saved plan says)."""
     from reconciler import lock
+    from reconciler.apply import failure_report
+    from reconciler.planner import build_plan
+    from reconciler.render import render_text
     from reconciler.safe_apply import locked_apply
+    from reconciler.target import Target
 
     timeout = lock.parse_timeout(lock_timeout)
     saved = _load_saved(plan_file) if plan_file else None
     ctx = Context(file, region, profile, endpoint_url)
     clients = ctx.clients()
-    target = ctx.target(clients)
+    result = build_plan(ctx.spec, clients, region=ctx.region)
+    target = Target(region=ctx.region, account=result.account)  # the lock's re-plan needs no STS call
+    text = render_text(result)
     if saved is not None:
         from reconciler import saved_plan
 
-        saved_plan.check_matches(saved, path=plan_file, spec=ctx.spec, region=ctx.region, account=target.account)
-    result = build_plan(ctx.spec, clients, region=ctx.region, target=target)
-    text = render_text(result)
-    if saved is not None:
         # The saved plan was the approval: no prompt, but only if it is still exactly what would happen.
+        saved_plan.check_matches(saved, path=plan_file, spec=ctx.spec, region=ctx.region, account=result.account)
         saved_plan.check_fresh(saved, result, path=plan_file)
         click.echo(saved_plan.header(saved, path=plan_file) + " It still matches live AWS.\n" + text)
     else:
@@ -217,6 +235,7 @@ def _load_saved(path: str) -> dict:
 def show(plan_file, as_json) -> None:
     """Show a saved plan (from plan --out) without calling AWS."""
     from reconciler import saved_plan
+    from reconciler.render import render_text
 
     saved = saved_plan.load(plan_file)
     if as_json:
@@ -241,6 +260,8 @@ def _recorded(location: str | None) -> None:
 @known_errors
 def outputs(file, region, profile, endpoint_url, as_json) -> None:
     """Show the Function URL, bucket, database key, ARNs and the image digest, read live."""
+    from reconciler.outputs import read_outputs
+
     ctx = Context(file, region, profile, endpoint_url)
     clients = ctx.clients()
     values = read_outputs(ctx.spec, clients, target=ctx.target(clients))
@@ -264,6 +285,9 @@ def destroy(file, region, profile, endpoint_url, auto_approve, force, delete_buc
             lock_timeout) -> None:
     """Delete the stack's resources (only those tagged for it); the bucket is kept by default."""
     from reconciler import lock
+    from reconciler.apply import failure_report
+    from reconciler.destroy import build_destroy_plan
+    from reconciler.render import render_text
 
     lock.parse_timeout(lock_timeout)
     ctx = Context(file, region, profile, endpoint_url)
@@ -324,6 +348,8 @@ def force_unlock(file, region, profile, endpoint_url, lock_id, auto_approve) -> 
 @known_errors
 def drift(file, region, profile, endpoint_url, output_format) -> None:
     """Report only what changed in AWS since the last apply (exit 0 none, 2 drift, 1 error)."""
+    from reconciler.render import render_drift_markdown, render_drift_text
+
     result = Context(file, region, profile, endpoint_url).plan()
     if result.baseline is not None and result.baseline.problem:
         raise ReconcileError(f"cannot tell drift: the record of the last apply ({result.baseline.location}) "
@@ -339,6 +365,9 @@ def drift(file, region, profile, endpoint_url, output_format) -> None:
 @known_errors
 def history(file, region, profile, endpoint_url, limit) -> None:
     """List past applies, newest first, from the versions of the last-applied record."""
+    from reconciler import record
+    from reconciler.render import render_history
+
     ctx = Context(file, region, profile, endpoint_url)
     bucket, stack = ctx.spec.bucket["name"], ctx.spec.stack
     clients = ctx.clients()

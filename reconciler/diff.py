@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from deepdiff import DeepDiff
-
 from reconciler.plan import AttributeChange
 
 
@@ -47,7 +45,25 @@ def lookup(document: Mapping | None, path: str) -> Any:
 
 
 def equal(a: Any, b: Any, *, unordered: bool = False) -> bool:
+    """DeepDiff's judgement; values identical in type and content need no DeepDiff (a no-op
+    plan compares only such values, and so never pays deepdiff's import: issue 12)."""
+    if _identical(a, b):
+        return True
+    from deepdiff import DeepDiff
+
     return not DeepDiff(a, b, ignore_order=unordered, ignore_string_case=False)
+
+
+def _identical(a: Any, b: Any) -> bool:
+    """Same types all the way down and equal: DeepDiff finds nothing there (1 and 1.0, or True
+    and 1, are equal in Python but a type change to DeepDiff, so they are not identical)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_identical(a[key], b[key]) for key in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 def diff(fields: tuple[Field, ...], desired: Mapping, live: Mapping | None) -> list[AttributeChange]:

@@ -113,3 +113,18 @@ def test_sensitive_values_are_marked_and_never_shown():
     assert (secret.path, secret.sensitive, secret.shown()) == ("environment.API_SECRET", True, (SENSITIVE, SENSITIVE))
     assert (port.sensitive, port.shown()) == (False, ("80", "8080"))
     assert AttributeChange("x", None, "s", sensitive=True).shown() == (None, SENSITIVE)
+
+
+def test_identical_values_are_equal_without_deepdiff_and_near_misses_still_go_to_it():
+    import subprocess
+    import sys
+
+    code = ("import sys; from reconciler.diff import equal; "
+            "assert equal({'a': [1, {'b': 'x'}]}, {'a': [1, {'b': 'x'}]}, unordered=True); "
+            "assert equal(['p', 'q'], ['p', 'q']); "
+            "print('deepdiff' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+    from reconciler.diff import equal
+    assert not equal(1, 1.0) and not equal(True, 1) and not equal({"a": 1}, {"a": 1.0})
+    assert equal(["b", "a"], ["a", "b"], unordered=True) and not equal(["b", "a"], ["a", "b"])
+    assert not equal(float("nan"), 0.0)
