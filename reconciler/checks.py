@@ -8,7 +8,8 @@ Findings (a path and a message); spec.py turns them into positioned problems.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 PathT = tuple[str | int, ...]
@@ -36,7 +37,6 @@ ECR_NAME_RE = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a
 POLICY_ARN_RE = re.compile(
     r"arn:aws[a-z-]*:iam::(aws|\d{12}):policy/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}", re.ASCII
 )
-TAG_TEXT_RE = re.compile(r"[\w\s.:/=+\-@]*")  # what S3, ECR, IAM and Lambda all accept
 IP_RE = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
@@ -85,12 +85,30 @@ def bucket_name_problems(name: str) -> list[str]:
     return reasons
 
 
-def _stray_characters(name: str, *, allowed: str, words: str) -> list[str]:
-    stray = sorted(set(re.sub(allowed, "", name)))
+def _stray_characters(name: str, *, allowed: str | Callable[[str], bool], words: str) -> list[str]:
+    """`allowed` is a regex character class or a test for one character."""
+    fits = allowed if callable(allowed) else re.compile(allowed).fullmatch
+    stray = sorted({char for char in name if not fits(char)})
     if not stray:
         return []
-    shown = ", ".join(f'"{char}"' if char != " " else "space" for char in stray)
+    shown = ", ".join(map(_shown_character, stray[:_STRAYS_SHOWN]))
+    if len(stray) > _STRAYS_SHOWN:
+        shown += f" and {len(stray) - _STRAYS_SHOWN} more"
     return [f"only {words} are allowed (found {shown})"]
+
+
+_STRAYS_SHOWN = 10
+_CHARACTER_NAMES = {"\t": "tab", "\n": "line break", "\r": "carriage return"}
+
+
+def _shown_character(char: str) -> str:
+    # Control characters, combining marks and odd spaces would be invisible or garble the message.
+    if char == " ":
+        return "space"
+    if char in _CHARACTER_NAMES or unicodedata.category(char)[0] in "CMZ":
+        name = _CHARACTER_NAMES.get(char) or unicodedata.name(char, "")
+        return f"U+{ord(char):04X}" + (f" ({name.lower()})" if name else "")
+    return f'"{char}"'
 
 
 def _named(value: str, *, kind: str, reasons: list[str]) -> str | None:
@@ -236,12 +254,30 @@ def _tags(data: dict) -> Iterator[Finding]:
     for key, value in _section(data, "tags").items():
         if message := _tag_key_problem(key, stack=_text(data, "stack")):
             yield Finding(("tags", key), message, at_key=True)
-        elif isinstance(value, str) and not TAG_TEXT_RE.fullmatch(value):
-            yield Finding(("tags", key), _stray_characters(value, allowed=_TAG_CLASS, words=_TAG_CHARS)[0])
+        elif isinstance(value, str) and (message := _tag_text_problem(value, subject="")):
+            yield Finding(("tags", key), message)
 
 
-_TAG_CLASS = r"[\w\s.:/=+\-@]"
+_TAG_PUNCTUATION = frozenset("_.:/=+-@")
 _TAG_CHARS = 'letters, digits, spaces and "_.:/=+-@"'
+
+
+def _is_tag_character(char: str) -> bool:
+    # AWS documents tag text as ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$ for S3, ECR, IAM and Lambda
+    # alike; Python's re has no \p{…}, and its \s would let tab and line breaks through.
+    return char in _TAG_PUNCTUATION or unicodedata.category(char)[0] in "LZN"
+
+
+def _tag_text_problem(text: str, *, subject: str) -> str | None:
+    """What AWS would refuse in a tag name or value, or rewrite into a perpetual diff."""
+    if strays := _stray_characters(text, allowed=_is_tag_character, words=_TAG_CHARS):
+        return f"in {subject}s, {strays[0]}" if subject else strays[0]
+    if text != text.strip():
+        # AWS trims them, so what it stores never equals what canvas.yaml asks for.
+        return (f"{subject}s " if subject else "") + (
+            "must not start or end with a space: AWS trims it, so the tag would show as drift after every apply"
+        )
+    return None
 
 
 def _tag_key_problem(key: str, *, stack: str | None) -> str | None:
@@ -251,9 +287,7 @@ def _tag_key_problem(key: str, *, stack: str | None) -> str | None:
         return 'tag names starting with "aws:" are reserved by AWS'
     if not 1 <= len(key) <= 128:
         return f"tag names must be 1–128 characters long (this one is {len(key)})"
-    if not TAG_TEXT_RE.fullmatch(key):
-        return "in tag names, " + _stray_characters(key, allowed=_TAG_CLASS, words=_TAG_CHARS)[0]
-    return None
+    return _tag_text_problem(key, subject="tag name")
 
 
 def _cors(data: dict) -> Iterator[Finding]:

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import os
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib.resources import files
@@ -206,8 +207,14 @@ def _with_defaults(data: Any, node: dict | None = None) -> Any:
 def _dotted(path: Iterable[Any]) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        text += f"[{part}]" if isinstance(part, int) else (f".{_key_text(part)}" if text else _key_text(part))
     return text
+
+
+def _key_text(key: Any) -> str:
+    # A tab or line break in a key would break the one-line message; show it escaped.
+    key = str(key)
+    return json.dumps(key, ensure_ascii=False) if any(unicodedata.category(c)[0] == "C" for c in key) else key
 
 
 def _located(file: str, doc: MarkedDocument, *, finding: Finding) -> Problem:

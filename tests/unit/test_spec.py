@@ -563,6 +563,42 @@ def test_invalid_tags(write, tags, expected):
     assert messages(write(edited("region: us-west-2\n", f"region: us-west-2\ntags: {tags}\n"))) == [expected]
 
 
+_TAG_CHARACTERS = 'only letters, digits, spaces and "_.:/=+-@" are allowed'
+_TRIMMED = "must not start or end with a space: AWS trims it, so the tag would show as drift after every apply"
+
+
+@pytest.mark.parametrize("tags, expected", [
+    # AWS allows only ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$: no control characters, which \s let through.
+    ('{"te\\tam": web}', f'tags."te\\tam": in tag names, {_TAG_CHARACTERS} (found U+0009 (tab))'),
+    ('{team: "we\\nb"}', f"tags.team: {_TAG_CHARACTERS} (found U+000A (line break))"),
+    ('{team: "we\\rb"}', f"tags.team: {_TAG_CHARACTERS} (found U+000D (carriage return))"),
+    ('{team: "we\\tb"}', f"tags.team: {_TAG_CHARACTERS} (found U+0009 (tab))"),
+    ('{team: "e\\u0301"}', f"tags.team: {_TAG_CHARACTERS} (found U+0301 (combining acute accent))"),
+    ('{team: "rocket 🚀"}', f'tags.team: {_TAG_CHARACTERS} (found "🚀")'),
+    # AWS trims these, so the stored tag never equals the declared one: a perpetual diff.
+    ('{team: "web "}', f"tags.team: {_TRIMMED}"),
+    ('{team: " web"}', f"tags.team: {_TRIMMED}"),
+    ('{"team ": web}', f"tags.team : tag names {_TRIMMED}"),
+    ('{" team": web}', f"tags. team: tag names {_TRIMMED}"),
+])
+def test_tags_aws_would_refuse_or_rewrite(write, tags, expected):
+    assert messages(write(edited("region: us-west-2\n", f"region: us-west-2\ntags: {tags}\n"))) == [expected]
+
+
+def test_tag_problems_are_positioned(write):
+    text = edited("region: us-west-2\n", 'region: us-west-2\ntags:\n  team: "web "\n  "a\\tb": x\n')
+    path = write(text)
+    assert [str(p) for p in problems_of(path)] == [
+        f"{path}:5:9: tags.team: {_TRIMMED}",
+        f'{path}:6:3: tags."a\\tb": in tag names, {_TAG_CHARACTERS} (found U+0009 (tab))',
+    ]
+
+
+def test_tags_in_any_script_are_fine(write):
+    text = edited("region: us-west-2\n", "region: us-west-2\ntags: {équipe: 東京 ٣, Ωmega: 'a b_c'}\n")
+    assert load_spec(write(text)).tags == {"équipe": "東京 ٣", "Ωmega": "a b_c"}
+
+
 def test_at_most_49_tags(write):
     tags = "".join(f"  t{i}: v\n" for i in range(50))
     assert messages(write(edited("region: us-west-2\n", f"region: us-west-2\ntags:\n{tags}"))) == [
