@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import os
+import stat
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from reconciler.checks import DERIVED_ENV_KEYS, RESERVED_ENV_KEYS, Finding, check_region, run_checks
+from reconciler.limits import MAX_BYTES
 from reconciler.yamlmarks import MarkedDocument, PathT, Position, YamlLoadError, load_marked
 
 __all__ = [
@@ -150,11 +152,8 @@ def _fail(file: str, message: str, *, position: Position | None = None) -> SpecE
 
 
 def _read(file: str) -> bytes:
-    if os.path.isdir(file):
-        raise _fail(file, "is a directory; give the path of the canvas.yaml file itself")
     try:
-        with open(file, "rb") as handle:
-            return handle.read()
+        return _read_regular(file)
     except FileNotFoundError:
         raise _fail(file, f"file not found (looked for {os.path.abspath(file)}) — run reconcile in the "
                           f"directory that holds canvas.yaml, or give its path with -f FILE") from None
@@ -162,6 +161,42 @@ def _read(file: str) -> bytes:
         raise _fail(file, "cannot read the file: permission denied") from None
     except OSError as error:
         raise _fail(file, f"cannot read the file: {error.strerror or error}") from None
+
+
+def _read_regular(file: str) -> bytes:
+    # Judged before opening: opening a FIFO blocks, and /dev/zero never ends.
+    _refuse_unless_regular(file, os.stat(file))
+    # O_NONBLOCK in case the path became a FIFO since; fstat judges what was really opened.
+    descriptor = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(descriptor, "rb") as handle:
+        _refuse_unless_regular(file, os.fstat(handle.fileno()))
+        raw = handle.read(MAX_BYTES + 1)  # the file may have grown since
+    if len(raw) > MAX_BYTES:
+        raise _fail(file, _too_big(f"is over {MAX_BYTES} bytes"))
+    return raw
+
+
+_FILE_KINDS = {
+    stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
+    stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISSOCK: "a socket",
+}
+
+
+def _refuse_unless_regular(file: str, status: os.stat_result) -> None:
+    if stat.S_ISDIR(status.st_mode):
+        raise _fail(file, "is a directory; give the path of the canvas.yaml file itself")
+    if not stat.S_ISREG(status.st_mode):
+        kind = next((word for test, word in _FILE_KINDS.items() if test(status.st_mode)), "not a file")
+        target = os.path.realpath(file)
+        link = f" ({target})" if os.path.abspath(file) != target else ""
+        raise _fail(file, f"is {kind}{link}, not a regular file; give the path of the canvas.yaml file itself")
+    if status.st_size > MAX_BYTES:
+        raise _fail(file, _too_big(f"is {status.st_size} bytes"))
+
+
+def _too_big(what: str) -> str:
+    return (f"{what}; canvas.yaml may be at most 1 MiB ({MAX_BYTES} bytes) — "
+            "one for a single deployment is a few kilobytes")
 
 
 def _decode(file: str, raw: bytes) -> str:

@@ -9,6 +9,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 import time
 
@@ -821,6 +822,44 @@ def test_directory_instead_of_file(tmp_path):
     assert str(only_problem(str(tmp_path))) == (
         f"{tmp_path}: is a directory; give the path of the canvas.yaml file itself"
     )
+
+
+_NOT_REGULAR = "not a regular file; give the path of the canvas.yaml file itself"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_link_to_dev_zero_is_refused_without_reading(tmp_path):
+    link = tmp_path / "canvas.yaml"
+    link.symlink_to("/dev/zero")
+    assert str(only_problem(str(link))) == f"{link}: is a character device (/dev/zero), {_NOT_REGULAR}"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "canvas.yaml"
+    os.mkfifo(fifo)
+    outcome: list[str] = []
+    # Opening a FIFO for reading blocks until a writer comes; a thread keeps a regression
+    # from hanging the suite.
+    worker = threading.Thread(target=lambda: outcome.append(str(only_problem(str(fifo)))), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert outcome == [f"{fifo}: is a named pipe (FIFO), {_NOT_REGULAR}"]
+
+
+def test_file_over_one_mib_is_refused_by_its_size(write):
+    path = write(CONTRACT_TEXT + "#" * (1024 * 1024 - len(CONTRACT_TEXT.encode())) + "\n")
+    assert str(only_problem(path)) == (
+        f"{path}: is {1024 * 1024 + 1} bytes; canvas.yaml may be at most 1 MiB (1048576 bytes) — "
+        "one for a single deployment is a few kilobytes"
+    )
+
+
+def test_file_of_exactly_one_mib_is_read(write):
+    padding = "#" * (1024 * 1024 - len(CONTRACT_TEXT.encode()) - 1) + "\n"
+    path = write(CONTRACT_TEXT + padding)
+    assert os.path.getsize(path) == 1024 * 1024
+    assert load_spec(path).stack == "code-canvas-astro"
 
 
 def _load_as_nobody(path: str) -> str:
