@@ -965,6 +965,25 @@ def test_control_character(write):
     assert problem.message == "the control character U+0001 is not allowed in YAML; remove it"
 
 
+_SURROGATE = ("this string holds U+DC80, half of a UTF-16 surrogate pair and not a character, which is "
+              "not allowed in YAML; write the character itself (or \\U0001F600 for one beyond U+FFFF)")
+
+
+@pytest.mark.parametrize("old, new, position, message", [
+    ("NODE_ENV: production", 'NODE_ENV: "\\udc80"', (34, 15), _SURROGATE),  # was a traceback
+    ("stack: code-canvas-astro", 'stack: "\\udc80"', (2, 8), _SURROGATE),
+    ("NODE_ENV: production", '"\\udc80": production', (34, 5), _SURROGATE),
+    ("NODE_ENV: production", 'NODE_ENV: "a\\x01b"', (34, 15),
+     "this string holds the control character U+0001, which is not allowed in YAML; remove it"),
+    ("NODE_ENV: production", 'NODE_ENV: "a\\0b"', (34, 15),
+     "this string holds the control character U+0000, which is not allowed in YAML; remove it"),
+])
+def test_escapes_that_write_unprintable_characters_are_positioned(write, old, new, position, message):
+    problem = only_problem(write(edited(old, new)))
+    assert ((problem.line, problem.column), problem.message) == (position, message)
+    str(problem).encode("utf-8")  # printable: a lone surrogate in the message could not be
+
+
 @pytest.mark.parametrize("old, new, position, start", [
     ("  scan_on_push: true", " scan_on_push: true", (14, 2), "invalid YAML: this line is indented differently"),
     ("  memory: 2048", "\tmemory: 2048", (30, 1), "invalid YAML: a tab is used for indentation here"),
@@ -994,9 +1013,76 @@ def test_non_string_keys_are_reported_once(write):
     ]
 
 
-def test_deeply_nested_document(write):
+_TOO_DEEP = ("mappings and lists are nested more than 32 levels deep here, "
+             "far deeper than any canvas.yaml needs (4)")
+
+
+def _nested_mappings(levels: int) -> str:
+    """The document and levels - 1 mappings inside it, one per line."""
+    return "".join("  " * i + f"k{i}:\n" for i in range(levels - 1)) + "  " * (levels - 1) + "k: x\n"
+
+
+def test_nesting_deeper_than_32_levels_points_at_the_deep_node(write):
+    problem = only_problem(write(_nested_mappings(33)))
+    assert (problem.line, problem.column, problem.message) == (33, 65, _TOO_DEEP)
+
+
+def test_nesting_of_32_levels_is_read(write):
+    assert "k0" in [p.path for p in problems_of(write(_nested_mappings(32)))]  # validated, not refused
+
+
+def test_deeply_nested_flow_lists_point_at_the_deep_list(write):
     problem = only_problem(write("a: " + "[" * 5000 + "]" * 5000 + "\n"))
-    assert problem.message == "the document is nested too deeply"
+    assert (problem.line, problem.column, problem.message) == (1, 35, _TOO_DEEP)
+
+
+def test_aliases_that_nest_too_deeply_point_at_the_alias(write):
+    chain = "a0: &a0 [x]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 40))
+    problem = only_problem(write(chain))
+    assert (problem.line, problem.column, problem.message) == (32, 12, _TOO_DEEP)
+
+
+def test_a_long_chain_of_merge_keys_is_refused_with_a_position(write):
+    chain = "a0: &a0 {k0: v}\n" + "".join(f"a{i}: &a{i} {{<<: *a{i - 1}, k{i}: v}}\n" for i in range(1, 2000))
+    problem = only_problem(write(chain))
+    assert problem.line is not None and problem.message in (_TOO_DEEP, _TOO_MANY)
+
+
+_TOO_MANY = "the document holds more than 10000 keys, values and list items, far more than any canvas.yaml needs"
+
+
+@pytest.mark.parametrize("shape", ["block", "flow"])
+@pytest.mark.parametrize("count", [9_000, 200_000])  # either side of the fast parser's threshold
+def test_too_many_list_items_are_refused_where_the_limit_is_passed(write, shape, count):
+    text = "a:\n" + "- 1\n" * count if shape == "block" else "a: [" + "1, " * count + "1]\n"
+    if count < 10_000:
+        assert _TOO_MANY not in messages(write(text))[0]
+        return
+    problem = only_problem(write(text))
+    assert problem.message == _TOO_MANY
+    # The document, "a" and the list are the first three values; item 9,998 is the 10,001st.
+    assert problem.line == (9_999 if shape == "block" else 1)
+
+
+def test_too_many_keys_are_refused(write):
+    problem = only_problem(write("".join(f"k{i}: v\n" for i in range(100_000))))
+    assert (problem.line, problem.message) == (5_000, _TOO_MANY)
+
+
+def test_a_large_file_loads_the_same_as_a_small_one(write):
+    # Past 64 KiB libyaml parses (the pure-Python parser would take seconds on 1 MiB).
+    big = load_spec(write(CONTRACT_TEXT + ("#" + "x" * 78 + "\n") * 1000, name="big.yaml"))
+    assert os.path.getsize(big.file) > 64 * 1024
+    small = load_spec(CONTRACT)
+    assert big.data == small.data
+    assert [w.split(": ", 1)[1] for w in big.warnings] == [w.split(": ", 1)[1] for w in small.warnings]
+
+
+@pytest.mark.parametrize("padding", [0, 1000])  # the Python parser, then libyaml's
+def test_a_large_file_with_a_mistake_still_points_at_it(write, padding):
+    text = edited("  memory: 2048", "  memory: 64") + ("#" + "x" * 78 + "\n") * padding
+    problem = only_problem(write(text))
+    assert (problem.line, problem.column, problem.path) == (30, 11, "function.memory")
 
 
 # --- no traceback, whatever the shape ------------------------------------------------
