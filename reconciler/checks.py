@@ -12,6 +12,8 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+from reconciler.limits import quoted, shorten
+
 PathT = tuple[str | int, ...]
 
 # Lambda sets these itself and rejects a function configuration that defines them.
@@ -63,7 +65,7 @@ def check_region(value: str) -> str | None:
     """None if `value` looks like an AWS region code, else what is wrong with it."""
     if REGION_RE.fullmatch(value):
         return None
-    return f'"{value}" is not an AWS region code; expected one like us-west-2 or eu-central-1'
+    return f'{quoted(value)} is not an AWS region code; expected one like us-west-2 or eu-central-1'
 
 
 def bucket_name_problems(name: str) -> list[str]:
@@ -114,7 +116,7 @@ def _shown_character(char: str) -> str:
 def _named(value: str, *, kind: str, reasons: list[str]) -> str | None:
     if not reasons:
         return None
-    return f'"{value}" is not a valid {kind}: ' + "; ".join(reasons)
+    return f'{quoted(value)} is not a valid {kind}: ' + "; ".join(reasons)
 
 
 def _section(data: Any, *path: str) -> dict:
@@ -143,7 +145,7 @@ def _bucket(data: dict) -> Iterator[Finding]:
     bucket = _section(data, "bucket")
     encryption = bucket.get("encryption")
     if "kms_key_id" in bucket and isinstance(encryption, str) and encryption != "aws:kms":
-        message = f"only allowed with encryption: aws:kms (encryption is {encryption})"
+        message = f"only allowed with encryption: aws:kms (encryption is {shorten(encryption)})"
         yield Finding(("bucket", "kms_key_id"), message, at_key=True)
     key = _text(data, "bucket", "database_key")
     if key is not None and (message := _database_key_problem(key)):
@@ -153,16 +155,16 @@ def _bucket(data: dict) -> Iterator[Finding]:
 def _database_key_problem(key: str) -> str | None:
     if key.startswith("/"):
         relative = key.lstrip("/") or "database/app.db"
-        return f'"{key}" must not start with "/": object keys are relative to the bucket (write {relative})'
+        return f'{quoted(key)} must not start with "/": object keys are relative to the bucket (write {shorten(relative)})'
     if key.startswith(RESERVED_KEY_PREFIX):
-        return (f'"{key}" is under {RESERVED_KEY_PREFIX}, which canvas-reconcile reserves for its own '
+        return (f'{quoted(key)} is under {RESERVED_KEY_PREFIX}, which canvas-reconcile reserves for its own '
                 "records; choose another prefix, such as database/")
     if key.endswith("/"):
-        return f'"{key}" ends with "/", which names a folder; give the database file\'s key, such as database/app.db'
+        return f'{quoted(key)} ends with "/", which names a folder; give the database file\'s key, such as database/app.db'
     if pattern := IAM_PATTERN_RE.search(key):
         # The key becomes the Resource of the role's policy, where these are patterns: `c*`
         # would let the function read and write every object starting with c, canvas/ included.
-        return (f'"{key}" contains "{pattern.group()}", which IAM reads as a wildcard or a '
+        return (f'{quoted(key)} contains "{pattern.group()}", which IAM reads as a wildcard or a '
                 "policy variable in the role's policy, so the function could reach other objects; "
                 "use a plain key, such as database/app.db")
     if len(key.encode()) > 1024:
@@ -207,9 +209,9 @@ def _role(data: dict) -> Iterator[Finding]:
 
 
 def _policy_message(arn: str) -> str:
-    message = (f'"{arn}" is not an IAM managed policy ARN; expected arn:aws:iam::aws:policy/NAME '
+    message = (f'{quoted(arn)} is not an IAM managed policy ARN; expected arn:aws:iam::aws:policy/NAME '
                "(AWS managed) or arn:aws:iam::123456789012:policy/NAME (your account's)")
-    if re.fullmatch(r"[\w+=,.@-]+", arn, re.ASCII):
+    if len(arn) <= 128 and re.fullmatch(r"[\w+=,.@-]+", arn, re.ASCII):
         message += f", such as arn:aws:iam::aws:policy/service-role/{arn}"
     return message
 
@@ -245,7 +247,7 @@ def _env_key_problem(key: str) -> str | None:
     if key in RESERVED_ENV_KEYS:
         return f"{key} is reserved: Lambda sets it itself and rejects a function that defines it; remove it"
     if not ENV_KEY_RE.fullmatch(key):
-        return (f'"{key}" is not a valid environment variable name: it must start with a letter and '
+        return (f'{quoted(key)} is not a valid environment variable name: it must start with a letter and '
                 'contain only letters, digits and "_" (at least 2 characters)')
     return None
 
@@ -318,7 +320,7 @@ def _immutable_build(data: dict) -> Iterator[Finding]:
         return
     tag = _text(data, "image", "tag") or "image.tag"
     yield Finding(("repository", "tag_mutability"), (
-        f"IMMUTABLE cannot be used with image.build: every build pushes a new image under {tag}, "
+        f"IMMUTABLE cannot be used with image.build: every build pushes a new image under {shorten(tag)}, "
         "which an immutable repository refuses. The content tag canvas-<hash> that a build also "
         "pushes is immutable by nature (other content gets another tag). Set tag_mutability: MUTABLE, "
         "or remove image.build and push each release under a new image.tag yourself"

@@ -23,7 +23,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from reconciler.checks import DERIVED_ENV_KEYS, RESERVED_ENV_KEYS, Finding, check_region, run_checks
-from reconciler.limits import MAX_BYTES
+from reconciler.limits import MAX_BYTES, quoted, shorten
 from reconciler.yamlmarks import MarkedDocument, PathT, Position, YamlLoadError, load_marked
 
 __all__ = [
@@ -248,8 +248,12 @@ def _dotted(path: Iterable[Any]) -> str:
 
 def _key_text(key: Any) -> str:
     # A tab or line break in a key would break the one-line message; show it escaped.
-    key = str(key)
+    key = shorten(str(key))
     return json.dumps(key, ensure_ascii=False) if any(unicodedata.category(c)[0] == "C" for c in key) else key
+
+
+def _json(text: str) -> str:
+    return quoted(text, as_json=True)
 
 
 def _located(file: str, doc: MarkedDocument, *, finding: Finding) -> Problem:
@@ -298,7 +302,7 @@ def _describe_error(error: ValidationError, source: str | None) -> str:
         "maximum": lambda: f"{value} is above the maximum {limit}{unit}",
         "minLength": lambda: "must not be empty" if limit == 1 else f"must be at least {limit} characters long",
         "maxLength": lambda: f"is {len(value)} characters long; the maximum is {limit}{why}",
-        "pattern": lambda: f"{json.dumps(value, ensure_ascii=False)} is not {node.get('x-rule', 'matching ' + limit)}",
+        "pattern": lambda: f"{_json(value)} is not {node.get('x-rule', 'matching ' + limit)}",
         "minItems": lambda: f"must list at least {limit} item{'s' * (limit != 1)}{why}",
         "maxItems": lambda: f"lists {len(value)} items; at most {limit} allowed{why}",
         "maxProperties": lambda: f"has {len(value)} entries; at most {limit} allowed{why}",
@@ -311,7 +315,7 @@ def _type_message(expected: str | list, value: Any, source: str | None) -> str:
     message = f"expected {wanted}, got {_describe(value)}"
     scalar = value is not None and not isinstance(value, (dict, list, str))
     if expected == "string" and scalar and source is not None:
-        return f'{message}; quote it to make it a string: "{source}"'
+        return f'{message}; quote it to make it a string: "{shorten(source)}"'
     if expected in ("integer", "boolean") and isinstance(value, str) and _reads_as(value, expected):
         return f"{message}; remove the quotes"
     return message
@@ -358,8 +362,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     if isinstance(value, str):
-        return f"string {json.dumps(value, ensure_ascii=False)}"
+        return f"string {_json(value)}"
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
     kind = _PY_TYPE_WORDS.get(type(value), "a date" if hasattr(value, "isoformat") else type(value).__name__)
-    return f"{kind} {value}"
+    return f"{kind} {shorten(str(value))}"

@@ -19,7 +19,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
-from reconciler.limits import MAX_DEPTH, MAX_EXPANDED, MAX_NODES
+from reconciler.limits import MAX_DEPTH, MAX_EXPANDED, MAX_NODES, MAX_NUMBER_CHARACTERS, shorten
 
 Key = str | int
 PathT = tuple[Key, ...]
@@ -28,9 +28,10 @@ MERGE_TAG = "tag:yaml.org,2002:merge"
 VALUE_TAG = "tag:yaml.org,2002:value"
 STR_TAG = "tag:yaml.org,2002:str"
 NULL_TAG = "tag:yaml.org,2002:null"
+INT_TAG = "tag:yaml.org,2002:int"
 _TAG_WORDS = {
     "tag:yaml.org,2002:bool": "a boolean",
-    "tag:yaml.org,2002:int": "an integer",
+    INT_TAG: "an integer",
     "tag:yaml.org,2002:float": "a number",
     NULL_TAG: "null",
     "tag:yaml.org,2002:timestamp": "a date",
@@ -314,7 +315,7 @@ class _Expansion:
     def measure(self, node: Node, *, depth: int, where: Position) -> tuple[int, int]:
         """(values, levels of nesting) of `node`, which sits inside `depth` collections."""
         if isinstance(node, ScalarNode):
-            _refuse_unprintable(node)
+            _refuse_unusable(node)
             return 1, 0
         if id(node) in self.measured:
             known = self.measured[id(node)]
@@ -350,11 +351,17 @@ class _Expansion:
                 yield value_node, _where(value_node, key_mark, self.alias_marks.get((id(node), id(key_node))))
 
 
-def _refuse_unprintable(node: ScalarNode) -> None:
+def _refuse_unusable(node: ScalarNode) -> None:
     # The reader refuses these characters in the file itself; a double-quoted escape can
     # still write them, and a lone surrogate cannot even be printed or encoded.
     if found := _NON_PRINTABLE.search(node.value):
         raise YamlLoadError(_unprintable_message(ord(found.group())), _position(node.start_mark))
+    if node.tag == INT_TAG and len(node.value) > MAX_NUMBER_CHARACTERS:
+        # Python will not even convert a decimal integer of over 4300 digits.
+        raise YamlLoadError(
+            f"this number is {len(node.value)} characters long; no canvas.yaml value needs one over "
+            f"{MAX_NUMBER_CHARACTERS} (quote it if it is text)", _position(node.start_mark),
+        )
 
 
 def _unprintable_message(code: int) -> str:
@@ -367,7 +374,7 @@ def _unprintable_message(code: int) -> str:
 
 def _non_string_key(key_node: ScalarNode) -> str:
     kind = _TAG_WORDS.get(key_node.tag, f"a {key_node.tag}")
-    return f'YAML reads this key as {kind}, not a string; quote it: "{key_node.value}"'
+    return f'YAML reads this key as {kind}, not a string; quote it: "{shorten(key_node.value)}"'
 
 
 def _where(node: Node, key_mark: Position | None, alias: yaml.Mark | None) -> Position:
@@ -401,7 +408,8 @@ def _drop_non_string_keys(data: Any, seen: set[int]) -> None:
 
 
 def _syntax_message(error: yaml.MarkedYAMLError) -> str:
-    problem = error.problem or error.context or "invalid YAML"
+    # PyYAML quotes what it found (an alias's or a tag's name), however long that is.
+    problem = shorten(error.problem or error.context or "invalid YAML")
     if problem == "but found another document":
         return 'only one YAML document is allowed, but a second one starts here (remove the "---")'
     if problem in _PLAIN_PROBLEMS:

@@ -553,7 +553,7 @@ def test_arm64_without_a_build_section_is_fine(write):
                           "(code-canvas-astro); remove it here"),
     ("{aws:cloudformation: x}", 'tags.aws:cloudformation: tag names starting with "aws:" are reserved by AWS'),
     ("{AWS:x: y}", 'tags.AWS:x: tag names starting with "aws:" are reserved by AWS'),
-    (f"{{{'k' * 129}: v}}", f"tags.{'k' * 129}: tag names must be 1–128 characters long (this one is 129)"),
+    (f"{{{'k' * 129}: v}}", f"tags.{'k' * 60}… (129 characters): tag names must be 1–128 characters long (this one is 129)"),
     ('{"team!": v}', 'tags.team!: in tag names, only letters, digits, spaces and "_.:/=+-@" are allowed (found "!")'),
     ('{team: "a;b"}', 'tags.team: only letters, digits, spaces and "_.:/=+-@" are allowed (found ";")'),
     (f"{{team: {'v' * 257}}}", "tags.team: is 257 characters long; the maximum is 256"),
@@ -1083,6 +1083,44 @@ def test_a_large_file_with_a_mistake_still_points_at_it(write, padding):
     text = edited("  memory: 2048", "  memory: 64") + ("#" + "x" * 78 + "\n") * padding
     problem = only_problem(write(text))
     assert (problem.line, problem.column, problem.path) == (30, 11, "function.memory")
+
+
+_LONG = "x" * 1_000_000
+
+
+def test_a_long_value_is_shortened_in_its_message(write):
+    path = write(edited("stack: code-canvas-astro", f"stack: {_LONG}"))
+    assert str(only_problem(path)) == (
+        f'{path}:2:8: stack: "{"x" * 60}…" (1000000 characters) is not a valid stack name: 1–128 letters, '
+        'digits, "-", "_" or "." (it becomes a tag value)'
+    )
+
+
+@pytest.mark.parametrize("old, new", [
+    ("region: us-west-2", f"region: {_LONG}"),
+    ("name: code-canvas-astro-db", f"name: {_LONG}"),
+    ("database_key: database/taskManagement.db", f"database_key: /{_LONG}"),
+    ("encryption: AES256", f"encryption: {_LONG}\n  kms_key_id: k"),
+    ("arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole", _LONG),
+    ("  tag: v1.2", f"  tag: {_LONG}"),
+    ("  tag: v1.2", f"  tag: *{_LONG}"),
+    ("NODE_ENV: production", f"{'x' * 1000}-y: production"),
+    ("NODE_ENV: production", f"? {'1' * 99}\n    : production"),
+    ("region: us-west-2\n", f"region: us-west-2\ntags: {{{'k' * 1000}: v}}\n"),
+    ("stack: code-canvas-astro", "stack: '" + "".join(chr(0x4E00 + i) for i in range(5000)) + "'"),
+])
+def test_no_message_repeats_a_long_value_whole(write, old, new):
+    problems = problems_of(write(edited(old, new)))
+    assert all(len(p.path) + len(p.message) < 400 for p in problems), [str(p)[:500] for p in problems]
+    assert any("characters)" in p.path + p.message for p in problems)
+
+
+def test_a_huge_integer_is_refused_where_it_is(write):
+    # Python refuses to convert an integer of over 4300 digits: this was a traceback.
+    problem = only_problem(write(edited("memory: 2048", "memory: " + "1" * 5000)))
+    assert ((problem.line, problem.column), problem.message) == (
+        (30, 11), "this number is 5000 characters long; no canvas.yaml value needs one over 100 (quote it if it is text)",
+    )
 
 
 # --- no traceback, whatever the shape ------------------------------------------------
