@@ -8,8 +8,11 @@ Findings (a path and a message); spec.py turns them into positioned problems.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
+
+from reconciler.limits import quoted, shorten
 
 PathT = tuple[str | int, ...]
 
@@ -36,7 +39,6 @@ ECR_NAME_RE = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a
 POLICY_ARN_RE = re.compile(
     r"arn:aws[a-z-]*:iam::(aws|\d{12}):policy/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}", re.ASCII
 )
-TAG_TEXT_RE = re.compile(r"[\w\s.:/=+\-@]*")  # what S3, ECR, IAM and Lambda all accept
 IP_RE = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
@@ -63,7 +65,7 @@ def check_region(value: str) -> str | None:
     """None if `value` looks like an AWS region code, else what is wrong with it."""
     if REGION_RE.fullmatch(value):
         return None
-    return f'"{value}" is not an AWS region code; expected one like us-west-2 or eu-central-1'
+    return f'{quoted(value)} is not an AWS region code; expected one like us-west-2 or eu-central-1'
 
 
 def bucket_name_problems(name: str) -> list[str]:
@@ -85,18 +87,36 @@ def bucket_name_problems(name: str) -> list[str]:
     return reasons
 
 
-def _stray_characters(name: str, *, allowed: str, words: str) -> list[str]:
-    stray = sorted(set(re.sub(allowed, "", name)))
+def _stray_characters(name: str, *, allowed: str | Callable[[str], bool], words: str) -> list[str]:
+    """`allowed` is a regex character class or a test for one character."""
+    fits = allowed if callable(allowed) else re.compile(allowed).fullmatch
+    stray = sorted({char for char in name if not fits(char)})
     if not stray:
         return []
-    shown = ", ".join(f'"{char}"' if char != " " else "space" for char in stray)
+    shown = ", ".join(map(_shown_character, stray[:_STRAYS_SHOWN]))
+    if len(stray) > _STRAYS_SHOWN:
+        shown += f" and {len(stray) - _STRAYS_SHOWN} more"
     return [f"only {words} are allowed (found {shown})"]
+
+
+_STRAYS_SHOWN = 10
+_CHARACTER_NAMES = {"\t": "tab", "\n": "line break", "\r": "carriage return"}
+
+
+def _shown_character(char: str) -> str:
+    # Control characters, combining marks and odd spaces would be invisible or garble the message.
+    if char == " ":
+        return "space"
+    if char in _CHARACTER_NAMES or unicodedata.category(char)[0] in "CMZ":
+        name = _CHARACTER_NAMES.get(char) or unicodedata.name(char, "")
+        return f"U+{ord(char):04X}" + (f" ({name.lower()})" if name else "")
+    return f'"{char}"'
 
 
 def _named(value: str, *, kind: str, reasons: list[str]) -> str | None:
     if not reasons:
         return None
-    return f'"{value}" is not a valid {kind}: ' + "; ".join(reasons)
+    return f'{quoted(value)} is not a valid {kind}: ' + "; ".join(reasons)
 
 
 def _section(data: Any, *path: str) -> dict:
@@ -125,7 +145,7 @@ def _bucket(data: dict) -> Iterator[Finding]:
     bucket = _section(data, "bucket")
     encryption = bucket.get("encryption")
     if "kms_key_id" in bucket and isinstance(encryption, str) and encryption != "aws:kms":
-        message = f"only allowed with encryption: aws:kms (encryption is {encryption})"
+        message = f"only allowed with encryption: aws:kms (encryption is {shorten(encryption)})"
         yield Finding(("bucket", "kms_key_id"), message, at_key=True)
     key = _text(data, "bucket", "database_key")
     if key is not None and (message := _database_key_problem(key)):
@@ -135,16 +155,16 @@ def _bucket(data: dict) -> Iterator[Finding]:
 def _database_key_problem(key: str) -> str | None:
     if key.startswith("/"):
         relative = key.lstrip("/") or "database/app.db"
-        return f'"{key}" must not start with "/": object keys are relative to the bucket (write {relative})'
+        return f'{quoted(key)} must not start with "/": object keys are relative to the bucket (write {shorten(relative)})'
     if key.startswith(RESERVED_KEY_PREFIX):
-        return (f'"{key}" is under {RESERVED_KEY_PREFIX}, which canvas-reconcile reserves for its own '
+        return (f'{quoted(key)} is under {RESERVED_KEY_PREFIX}, which canvas-reconcile reserves for its own '
                 "records; choose another prefix, such as database/")
     if key.endswith("/"):
-        return f'"{key}" ends with "/", which names a folder; give the database file\'s key, such as database/app.db'
+        return f'{quoted(key)} ends with "/", which names a folder; give the database file\'s key, such as database/app.db'
     if pattern := IAM_PATTERN_RE.search(key):
         # The key becomes the Resource of the role's policy, where these are patterns: `c*`
         # would let the function read and write every object starting with c, canvas/ included.
-        return (f'"{key}" contains "{pattern.group()}", which IAM reads as a wildcard or a '
+        return (f'{quoted(key)} contains "{pattern.group()}", which IAM reads as a wildcard or a '
                 "policy variable in the role's policy, so the function could reach other objects; "
                 "use a plain key, such as database/app.db")
     if len(key.encode()) > 1024:
@@ -189,9 +209,9 @@ def _role(data: dict) -> Iterator[Finding]:
 
 
 def _policy_message(arn: str) -> str:
-    message = (f'"{arn}" is not an IAM managed policy ARN; expected arn:aws:iam::aws:policy/NAME '
+    message = (f'{quoted(arn)} is not an IAM managed policy ARN; expected arn:aws:iam::aws:policy/NAME '
                "(AWS managed) or arn:aws:iam::123456789012:policy/NAME (your account's)")
-    if re.fullmatch(r"[\w+=,.@-]+", arn, re.ASCII):
+    if len(arn) <= 128 and re.fullmatch(r"[\w+=,.@-]+", arn, re.ASCII):
         message += f", such as arn:aws:iam::aws:policy/service-role/{arn}"
     return message
 
@@ -227,7 +247,7 @@ def _env_key_problem(key: str) -> str | None:
     if key in RESERVED_ENV_KEYS:
         return f"{key} is reserved: Lambda sets it itself and rejects a function that defines it; remove it"
     if not ENV_KEY_RE.fullmatch(key):
-        return (f'"{key}" is not a valid environment variable name: it must start with a letter and '
+        return (f'{quoted(key)} is not a valid environment variable name: it must start with a letter and '
                 'contain only letters, digits and "_" (at least 2 characters)')
     return None
 
@@ -236,12 +256,30 @@ def _tags(data: dict) -> Iterator[Finding]:
     for key, value in _section(data, "tags").items():
         if message := _tag_key_problem(key, stack=_text(data, "stack")):
             yield Finding(("tags", key), message, at_key=True)
-        elif isinstance(value, str) and not TAG_TEXT_RE.fullmatch(value):
-            yield Finding(("tags", key), _stray_characters(value, allowed=_TAG_CLASS, words=_TAG_CHARS)[0])
+        elif isinstance(value, str) and (message := _tag_text_problem(value, subject="")):
+            yield Finding(("tags", key), message)
 
 
-_TAG_CLASS = r"[\w\s.:/=+\-@]"
+_TAG_PUNCTUATION = frozenset("_.:/=+-@")
 _TAG_CHARS = 'letters, digits, spaces and "_.:/=+-@"'
+
+
+def _is_tag_character(char: str) -> bool:
+    # AWS documents tag text as ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$ for S3, ECR, IAM and Lambda
+    # alike; Python's re has no \p{…}, and its \s would let tab and line breaks through.
+    return char in _TAG_PUNCTUATION or unicodedata.category(char)[0] in "LZN"
+
+
+def _tag_text_problem(text: str, *, subject: str) -> str | None:
+    """What AWS would refuse in a tag name or value, or rewrite into a perpetual diff."""
+    if strays := _stray_characters(text, allowed=_is_tag_character, words=_TAG_CHARS):
+        return f"in {subject}s, {strays[0]}" if subject else strays[0]
+    if text != text.strip():
+        # AWS trims them, so what it stores never equals what canvas.yaml asks for.
+        return (f"{subject}s " if subject else "") + (
+            "must not start or end with a space: AWS trims it, so the tag would show as drift after every apply"
+        )
+    return None
 
 
 def _tag_key_problem(key: str, *, stack: str | None) -> str | None:
@@ -251,9 +289,7 @@ def _tag_key_problem(key: str, *, stack: str | None) -> str | None:
         return 'tag names starting with "aws:" are reserved by AWS'
     if not 1 <= len(key) <= 128:
         return f"tag names must be 1–128 characters long (this one is {len(key)})"
-    if not TAG_TEXT_RE.fullmatch(key):
-        return "in tag names, " + _stray_characters(key, allowed=_TAG_CLASS, words=_TAG_CHARS)[0]
-    return None
+    return _tag_text_problem(key, subject="tag name")
 
 
 def _cors(data: dict) -> Iterator[Finding]:
@@ -284,7 +320,7 @@ def _immutable_build(data: dict) -> Iterator[Finding]:
         return
     tag = _text(data, "image", "tag") or "image.tag"
     yield Finding(("repository", "tag_mutability"), (
-        f"IMMUTABLE cannot be used with image.build: every build pushes a new image under {tag}, "
+        f"IMMUTABLE cannot be used with image.build: every build pushes a new image under {shorten(tag)}, "
         "which an immutable repository refuses. The content tag canvas-<hash> that a build also "
         "pushes is immutable by nature (other content gets another tag). Set tag_mutability: MUTABLE, "
         "or remove image.build and push each release under a new image.tag yourself"

@@ -12,6 +12,8 @@ import functools
 import hashlib
 import json
 import os
+import stat
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib.resources import files
@@ -21,6 +23,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from reconciler.checks import DERIVED_ENV_KEYS, RESERVED_ENV_KEYS, Finding, check_region, run_checks
+from reconciler.limits import MAX_BYTES, quoted, shorten
 from reconciler.yamlmarks import MarkedDocument, PathT, Position, YamlLoadError, load_marked
 
 __all__ = [
@@ -149,11 +152,8 @@ def _fail(file: str, message: str, *, position: Position | None = None) -> SpecE
 
 
 def _read(file: str) -> bytes:
-    if os.path.isdir(file):
-        raise _fail(file, "is a directory; give the path of the canvas.yaml file itself")
     try:
-        with open(file, "rb") as handle:
-            return handle.read()
+        return _read_regular(file)
     except FileNotFoundError:
         raise _fail(file, f"file not found (looked for {os.path.abspath(file)}) — run reconcile in the "
                           f"directory that holds canvas.yaml, or give its path with -f FILE") from None
@@ -161,6 +161,42 @@ def _read(file: str) -> bytes:
         raise _fail(file, "cannot read the file: permission denied") from None
     except OSError as error:
         raise _fail(file, f"cannot read the file: {error.strerror or error}") from None
+
+
+def _read_regular(file: str) -> bytes:
+    # Judged before opening: opening a FIFO blocks, and /dev/zero never ends.
+    _refuse_unless_regular(file, os.stat(file))
+    # O_NONBLOCK in case the path became a FIFO since; fstat judges what was really opened.
+    descriptor = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(descriptor, "rb") as handle:
+        _refuse_unless_regular(file, os.fstat(handle.fileno()))
+        raw = handle.read(MAX_BYTES + 1)  # the file may have grown since
+    if len(raw) > MAX_BYTES:
+        raise _fail(file, _too_big(f"is over {MAX_BYTES} bytes"))
+    return raw
+
+
+_FILE_KINDS = {
+    stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
+    stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISSOCK: "a socket",
+}
+
+
+def _refuse_unless_regular(file: str, status: os.stat_result) -> None:
+    if stat.S_ISDIR(status.st_mode):
+        raise _fail(file, "is a directory; give the path of the canvas.yaml file itself")
+    if not stat.S_ISREG(status.st_mode):
+        kind = next((word for test, word in _FILE_KINDS.items() if test(status.st_mode)), "not a file")
+        target = os.path.realpath(file)
+        link = f" ({target})" if os.path.abspath(file) != target else ""
+        raise _fail(file, f"is {kind}{link}, not a regular file; give the path of the canvas.yaml file itself")
+    if status.st_size > MAX_BYTES:
+        raise _fail(file, _too_big(f"is {status.st_size} bytes"))
+
+
+def _too_big(what: str) -> str:
+    return (f"{what}; canvas.yaml may be at most 1 MiB ({MAX_BYTES} bytes) — "
+            "one for a single deployment is a few kilobytes")
 
 
 def _decode(file: str, raw: bytes) -> str:
@@ -206,8 +242,18 @@ def _with_defaults(data: Any, node: dict | None = None) -> Any:
 def _dotted(path: Iterable[Any]) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        text += f"[{part}]" if isinstance(part, int) else (f".{_key_text(part)}" if text else _key_text(part))
     return text
+
+
+def _key_text(key: Any) -> str:
+    # A tab or line break in a key would break the one-line message; show it escaped.
+    key = shorten(str(key))
+    return json.dumps(key, ensure_ascii=False) if any(unicodedata.category(c)[0] == "C" for c in key) else key
+
+
+def _json(text: str) -> str:
+    return quoted(text, as_json=True)
 
 
 def _located(file: str, doc: MarkedDocument, *, finding: Finding) -> Problem:
@@ -256,7 +302,7 @@ def _describe_error(error: ValidationError, source: str | None) -> str:
         "maximum": lambda: f"{value} is above the maximum {limit}{unit}",
         "minLength": lambda: "must not be empty" if limit == 1 else f"must be at least {limit} characters long",
         "maxLength": lambda: f"is {len(value)} characters long; the maximum is {limit}{why}",
-        "pattern": lambda: f"{json.dumps(value, ensure_ascii=False)} is not {node.get('x-rule', 'matching ' + limit)}",
+        "pattern": lambda: f"{_json(value)} is not {node.get('x-rule', 'matching ' + limit)}",
         "minItems": lambda: f"must list at least {limit} item{'s' * (limit != 1)}{why}",
         "maxItems": lambda: f"lists {len(value)} items; at most {limit} allowed{why}",
         "maxProperties": lambda: f"has {len(value)} entries; at most {limit} allowed{why}",
@@ -269,7 +315,7 @@ def _type_message(expected: str | list, value: Any, source: str | None) -> str:
     message = f"expected {wanted}, got {_describe(value)}"
     scalar = value is not None and not isinstance(value, (dict, list, str))
     if expected == "string" and scalar and source is not None:
-        return f'{message}; quote it to make it a string: "{source}"'
+        return f'{message}; quote it to make it a string: "{shorten(source)}"'
     if expected in ("integer", "boolean") and isinstance(value, str) and _reads_as(value, expected):
         return f"{message}; remove the quotes"
     return message
@@ -316,8 +362,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     if isinstance(value, str):
-        return f"string {json.dumps(value, ensure_ascii=False)}"
+        return f"string {_json(value)}"
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
     kind = _PY_TYPE_WORDS.get(type(value), "a date" if hasattr(value, "isoformat") else type(value).__name__)
-    return f"{kind} {value}"
+    return f"{kind} {shorten(str(value))}"

@@ -10,10 +10,16 @@ aliases and merge keys (`<<`) keep working: the walk follows PyYAML's precedence
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
+
+from reconciler.limits import MAX_DEPTH, MAX_EXPANDED, MAX_NODES, MAX_NUMBER_CHARACTERS, shorten
 
 Key = str | int
 PathT = tuple[Key, ...]
@@ -22,9 +28,10 @@ MERGE_TAG = "tag:yaml.org,2002:merge"
 VALUE_TAG = "tag:yaml.org,2002:value"
 STR_TAG = "tag:yaml.org,2002:str"
 NULL_TAG = "tag:yaml.org,2002:null"
+INT_TAG = "tag:yaml.org,2002:int"
 _TAG_WORDS = {
     "tag:yaml.org,2002:bool": "a boolean",
-    "tag:yaml.org,2002:int": "an integer",
+    INT_TAG: "an integer",
     "tag:yaml.org,2002:float": "a number",
     NULL_TAG: "null",
     "tag:yaml.org,2002:timestamp": "a date",
@@ -37,6 +44,8 @@ _PLAIN_PROBLEMS = {
         "this list is indented differently from the keys around it",
     "found character '\\t' that cannot start any token":
         "a tab is used for indentation here; YAML indents with spaces only",
+    # libyaml's own limit (1000 levels), met before MAX_DEPTH when its scanner reads ahead.
+    "exceeded maximum nesting depth": "mappings and lists are nested far too deeply here",
 }
 # Hints for PyYAML's terser complaints, matched on the start of its problem text.
 _SYNTAX_HINTS = {
@@ -50,9 +59,18 @@ _SYNTAX_HINTS = {
     "expected ',' or '}'": 'is a closing "}" missing?',
 }
 _UNHASHABLE = object()
-MAX_VALUES = 100_000
+# Past this size the pure-Python parser alone could take over a second (about a microsecond
+# per character); libyaml's parser, where installed, feeds the same composer instead.
+FAST_PARSER_FROM = 64 * 1024
+_NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE  # what YAML allows in a file, escapes aside
 _RECURSIVE = ("this alias refers to a mapping or list that contains it; "
               "canvas.yaml cannot hold a recursive structure")
+_TOO_MANY = (f"the document holds more than {MAX_NODES} keys, values and list items, "
+             "far more than any canvas.yaml needs")
+_TOO_DEEP = (f"mappings and lists are nested more than {MAX_DEPTH} levels deep here, "
+             "far deeper than any canvas.yaml needs (4)")
+_TOO_BIG = (f"aliases expand this document to more than {MAX_EXPANDED} values, "
+            "far more than any canvas.yaml needs")
 
 
 class Position(NamedTuple):
@@ -105,19 +123,34 @@ def _position(mark: yaml.Mark) -> Position:
     return Position(mark.line + 1, mark.column + 1)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that also remembers where each alias (`*name`) was used."""
+class _Marking:
+    """What both loaders add to PyYAML's composer: where each alias (`*name`) was used, and
+    limits on how many values and how deep, checked as the parser goes so that a huge input
+    stops early."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
+    alias_marks: dict[tuple[int, int], yaml.Mark]
+    nodes: int
+    depth: int
+
+    def start_marking(self) -> None:
         # An alias composes to the anchored node itself, losing the alias's own mark.
-        self.alias_marks: dict[tuple[int, int], yaml.Mark] = {}
+        self.alias_marks, self.nodes, self.depth = {}, 0, 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         if parent is not None and index is not None and self.check_event(yaml.AliasEvent):
             slot = id(index) if isinstance(parent, MappingNode) else index
             self.alias_marks[(id(parent), slot)] = self.peek_event().start_mark
-        return super().compose_node(parent, index)
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise YamlLoadError(_TOO_MANY, _position(self.peek_event().start_mark))
+        nests = self.check_event(yaml.CollectionStartEvent)
+        self.depth += nests
+        if self.depth > MAX_DEPTH:
+            raise YamlLoadError(_TOO_DEEP, _position(self.peek_event().start_mark))
+        try:
+            return super().compose_node(parent, index)  # type: ignore[misc]
+        finally:
+            self.depth -= nests
 
     def flatten_mapping(self, node: MappingNode) -> None:
         """Resolve `<<` as the merge-key spec says: explicit keys win, then earlier sources.
@@ -145,6 +178,34 @@ class _Loader(yaml.SafeLoader):
                 self.flatten_mapping(source)
                 merged.extend(source.value)
         node.value = merged + explicit
+
+
+class _Loader(_Marking, yaml.SafeLoader):
+    """SafeLoader, all in Python: its messages and marks are the ones the tests pin down."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.start_marking()
+
+
+if yaml.__with_libyaml__:
+    class _FastLoader(_Marking, Composer, yaml.cyaml.CParser, SafeConstructor, Resolver):  # type: ignore[misc]
+        """libyaml's parser under PyYAML's Python composer, so aliases, merges and limits
+        behave as in _Loader; only a syntax error's wording is libyaml's."""
+
+        def __init__(self, stream: str) -> None:
+            yaml.reader.Reader(stream)  # the same up-front check for unprintable characters
+            yaml.cyaml.CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            self.start_marking()
+
+
+def _loader(text: str) -> _Marking:
+    if len(text) > FAST_PARSER_FROM and yaml.__with_libyaml__:
+        return _FastLoader(text)
+    return _Loader(text)
 
 
 class _Walker:
@@ -241,25 +302,79 @@ def _name(key: Any, key_node: Node) -> Key:
     return key if isinstance(key, str) else key_node.value
 
 
-def _expanded_size(node: Node, sizes: dict[int, int | None]) -> int:
-    """How many values the document holds once every alias and merge is expanded."""
-    if id(node) in sizes:
-        size = sizes[id(node)]
-        if size is None:  # still being counted: reached again through a merge key
-            raise YamlLoadError(_RECURSIVE, _position(node.start_mark))
-        return size
-    sizes[id(node)] = None
-    if isinstance(node, MappingNode):
-        children = [child for pair in node.value for child in pair]
-    else:
-        children = node.value if isinstance(node, SequenceNode) else []
-    sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
-    return sizes[id(node)]
+class _Expansion:
+    """The document as constructing it will expand it, every alias and merge key followed:
+    how many values and how deep, and no unprintable character that an escape such as
+    "\\udc80" or "\\x01" wrote. Each node is measured once, so this stays linear in the text
+    even for an alias bomb, and the Python recursion stays within MAX_DEPTH."""
+
+    def __init__(self, alias_marks: dict[tuple[int, int], yaml.Mark]) -> None:
+        self.alias_marks = alias_marks
+        self.measured: dict[int, tuple[int, int] | None] = {}  # id -> (values, levels); None: in progress
+
+    def measure(self, node: Node, *, depth: int, where: Position) -> tuple[int, int]:
+        """(values, levels of nesting) of `node`, which sits inside `depth` collections."""
+        if isinstance(node, ScalarNode):
+            _refuse_unusable(node)
+            return 1, 0
+        if id(node) in self.measured:
+            known = self.measured[id(node)]
+            if known is None:  # reached again from inside itself
+                raise YamlLoadError(_RECURSIVE, where)
+        else:
+            if depth >= MAX_DEPTH:
+                raise YamlLoadError(_TOO_DEEP, where)
+            self.measured[id(node)] = None
+            known = self.measured[id(node)] = self._measure_children(node, depth=depth)
+        if depth + known[1] > MAX_DEPTH:
+            raise YamlLoadError(_TOO_DEEP, where)  # an alias took an anchored node deeper
+        return known
+
+    def _measure_children(self, node: Node, *, depth: int) -> tuple[int, int]:
+        values, levels = 1, 0
+        for child, where in self._children(node):
+            size, below = self.measure(child, depth=depth + 1, where=where)
+            values, levels = values + size, max(levels, below)
+            if values > MAX_EXPANDED:
+                # The "billion laughs": a few lines of aliases that expand exponentially.
+                raise YamlLoadError(_TOO_BIG, None)
+        return values, levels + 1
+
+    def _children(self, node: Node) -> Iterator[tuple[Node, Position]]:
+        if isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                yield item, _where(item, None, self.alias_marks.get((id(node), index)))
+        elif isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                key_mark = _position(key_node.start_mark)
+                yield key_node, key_mark
+                yield value_node, _where(value_node, key_mark, self.alias_marks.get((id(node), id(key_node))))
+
+
+def _refuse_unusable(node: ScalarNode) -> None:
+    # The reader refuses these characters in the file itself; a double-quoted escape can
+    # still write them, and a lone surrogate cannot even be printed or encoded.
+    if found := _NON_PRINTABLE.search(node.value):
+        raise YamlLoadError(_unprintable_message(ord(found.group())), _position(node.start_mark))
+    if node.tag == INT_TAG and len(node.value) > MAX_NUMBER_CHARACTERS:
+        # Python will not even convert a decimal integer of over 4300 digits.
+        raise YamlLoadError(
+            f"this number is {len(node.value)} characters long; no canvas.yaml value needs one over "
+            f"{MAX_NUMBER_CHARACTERS} (quote it if it is text)", _position(node.start_mark),
+        )
+
+
+def _unprintable_message(code: int) -> str:
+    if 0xD800 <= code <= 0xDFFF:
+        return (f"this string holds U+{code:04X}, half of a UTF-16 surrogate pair and not a character, "
+                "which is not allowed in YAML; write the character itself (or \\U0001F600 for one "
+                "beyond U+FFFF)")
+    return f"this string holds the control character U+{code:04X}, which is not allowed in YAML; remove it"
 
 
 def _non_string_key(key_node: ScalarNode) -> str:
     kind = _TAG_WORDS.get(key_node.tag, f"a {key_node.tag}")
-    return f'YAML reads this key as {kind}, not a string; quote it: "{key_node.value}"'
+    return f'YAML reads this key as {kind}, not a string; quote it: "{shorten(key_node.value)}"'
 
 
 def _where(node: Node, key_mark: Position | None, alias: yaml.Mark | None) -> Position:
@@ -293,7 +408,8 @@ def _drop_non_string_keys(data: Any, seen: set[int]) -> None:
 
 
 def _syntax_message(error: yaml.MarkedYAMLError) -> str:
-    problem = error.problem or error.context or "invalid YAML"
+    # PyYAML quotes what it found (an alias's or a tag's name), however long that is.
+    problem = shorten(error.problem or error.context or "invalid YAML")
     if problem == "but found another document":
         return 'only one YAML document is allowed, but a second one starts here (remove the "---")'
     if problem in _PLAIN_PROBLEMS:
@@ -319,7 +435,7 @@ def _reader_error(error: yaml.reader.ReaderError, text: str) -> YamlLoadError:
 def load_marked(text: str) -> MarkedDocument:
     """Parse one YAML document; raise YamlLoadError if there is no usable document."""
     try:
-        loader = _Loader(text)  # checks for unprintable characters up front
+        loader = _loader(text)  # checks for unprintable characters up front
     except yaml.reader.ReaderError as error:
         raise _reader_error(error, text) from None
     try:
@@ -327,20 +443,18 @@ def load_marked(text: str) -> MarkedDocument:
         if node is None:
             return MarkedDocument(data=None, root=None)
         doc = MarkedDocument(data=None, root=_position(node.start_mark))
+        # Measured before the walk, whose recursion follows aliases and merge keys too.
+        _Expansion(loader.alias_marks).measure(node, depth=0, where=doc.root)
         _Walker(loader, doc).walk(node, (), doc.root)
-        if _expanded_size(node, {}) > MAX_VALUES:
-            # The "billion laughs": a few lines of aliases that expand exponentially.
-            raise YamlLoadError(
-                f"aliases expand this document to more than {MAX_VALUES} values, "
-                "far more than any canvas.yaml needs", doc.root,
-            )
         doc.data = loader.construct_document(node)
+    except YamlLoadError as error:
+        raise YamlLoadError(error.message, error.position or doc.root) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         raise YamlLoadError(_syntax_message(error), mark and _position(mark)) from None
     except yaml.reader.ReaderError as error:
         raise _reader_error(error, text) from None
-    except RecursionError:
+    except RecursionError:  # a backstop: _Marking and _Expansion bound the depth before this
         raise YamlLoadError("the document is nested too deeply", None) from None
     finally:
         loader.dispose()

@@ -9,6 +9,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 import time
 
@@ -552,7 +553,7 @@ def test_arm64_without_a_build_section_is_fine(write):
                           "(code-canvas-astro); remove it here"),
     ("{aws:cloudformation: x}", 'tags.aws:cloudformation: tag names starting with "aws:" are reserved by AWS'),
     ("{AWS:x: y}", 'tags.AWS:x: tag names starting with "aws:" are reserved by AWS'),
-    (f"{{{'k' * 129}: v}}", f"tags.{'k' * 129}: tag names must be 1–128 characters long (this one is 129)"),
+    (f"{{{'k' * 129}: v}}", f"tags.{'k' * 60}… (129 characters): tag names must be 1–128 characters long (this one is 129)"),
     ('{"team!": v}', 'tags.team!: in tag names, only letters, digits, spaces and "_.:/=+-@" are allowed (found "!")'),
     ('{team: "a;b"}', 'tags.team: only letters, digits, spaces and "_.:/=+-@" are allowed (found ";")'),
     (f"{{team: {'v' * 257}}}", "tags.team: is 257 characters long; the maximum is 256"),
@@ -561,6 +562,42 @@ def test_arm64_without_a_build_section_is_fine(write):
 ])
 def test_invalid_tags(write, tags, expected):
     assert messages(write(edited("region: us-west-2\n", f"region: us-west-2\ntags: {tags}\n"))) == [expected]
+
+
+_TAG_CHARACTERS = 'only letters, digits, spaces and "_.:/=+-@" are allowed'
+_TRIMMED = "must not start or end with a space: AWS trims it, so the tag would show as drift after every apply"
+
+
+@pytest.mark.parametrize("tags, expected", [
+    # AWS allows only ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$: no control characters, which \s let through.
+    ('{"te\\tam": web}', f'tags."te\\tam": in tag names, {_TAG_CHARACTERS} (found U+0009 (tab))'),
+    ('{team: "we\\nb"}', f"tags.team: {_TAG_CHARACTERS} (found U+000A (line break))"),
+    ('{team: "we\\rb"}', f"tags.team: {_TAG_CHARACTERS} (found U+000D (carriage return))"),
+    ('{team: "we\\tb"}', f"tags.team: {_TAG_CHARACTERS} (found U+0009 (tab))"),
+    ('{team: "e\\u0301"}', f"tags.team: {_TAG_CHARACTERS} (found U+0301 (combining acute accent))"),
+    ('{team: "rocket 🚀"}', f'tags.team: {_TAG_CHARACTERS} (found "🚀")'),
+    # AWS trims these, so the stored tag never equals the declared one: a perpetual diff.
+    ('{team: "web "}', f"tags.team: {_TRIMMED}"),
+    ('{team: " web"}', f"tags.team: {_TRIMMED}"),
+    ('{"team ": web}', f"tags.team : tag names {_TRIMMED}"),
+    ('{" team": web}', f"tags. team: tag names {_TRIMMED}"),
+])
+def test_tags_aws_would_refuse_or_rewrite(write, tags, expected):
+    assert messages(write(edited("region: us-west-2\n", f"region: us-west-2\ntags: {tags}\n"))) == [expected]
+
+
+def test_tag_problems_are_positioned(write):
+    text = edited("region: us-west-2\n", 'region: us-west-2\ntags:\n  team: "web "\n  "a\\tb": x\n')
+    path = write(text)
+    assert [str(p) for p in problems_of(path)] == [
+        f"{path}:5:9: tags.team: {_TRIMMED}",
+        f'{path}:6:3: tags."a\\tb": in tag names, {_TAG_CHARACTERS} (found U+0009 (tab))',
+    ]
+
+
+def test_tags_in_any_script_are_fine(write):
+    text = edited("region: us-west-2\n", "region: us-west-2\ntags: {équipe: 東京 ٣, Ωmega: 'a b_c'}\n")
+    assert load_spec(write(text)).tags == {"équipe": "東京 ٣", "Ωmega": "a b_c"}
 
 
 def test_at_most_49_tags(write):
@@ -787,6 +824,44 @@ def test_directory_instead_of_file(tmp_path):
     )
 
 
+_NOT_REGULAR = "not a regular file; give the path of the canvas.yaml file itself"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_link_to_dev_zero_is_refused_without_reading(tmp_path):
+    link = tmp_path / "canvas.yaml"
+    link.symlink_to("/dev/zero")
+    assert str(only_problem(str(link))) == f"{link}: is a character device (/dev/zero), {_NOT_REGULAR}"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "canvas.yaml"
+    os.mkfifo(fifo)
+    outcome: list[str] = []
+    # Opening a FIFO for reading blocks until a writer comes; a thread keeps a regression
+    # from hanging the suite.
+    worker = threading.Thread(target=lambda: outcome.append(str(only_problem(str(fifo)))), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert outcome == [f"{fifo}: is a named pipe (FIFO), {_NOT_REGULAR}"]
+
+
+def test_file_over_one_mib_is_refused_by_its_size(write):
+    path = write(CONTRACT_TEXT + "#" * (1024 * 1024 - len(CONTRACT_TEXT.encode())) + "\n")
+    assert str(only_problem(path)) == (
+        f"{path}: is {1024 * 1024 + 1} bytes; canvas.yaml may be at most 1 MiB (1048576 bytes) — "
+        "one for a single deployment is a few kilobytes"
+    )
+
+
+def test_file_of_exactly_one_mib_is_read(write):
+    padding = "#" * (1024 * 1024 - len(CONTRACT_TEXT.encode()) - 1) + "\n"
+    path = write(CONTRACT_TEXT + padding)
+    assert os.path.getsize(path) == 1024 * 1024
+    assert load_spec(path).stack == "code-canvas-astro"
+
+
 def _load_as_nobody(path: str) -> str:
     """str(load problem) from a forked child that dropped root, so mode 000 really denies it."""
     read_end, write_end = os.pipe()
@@ -890,6 +965,25 @@ def test_control_character(write):
     assert problem.message == "the control character U+0001 is not allowed in YAML; remove it"
 
 
+_SURROGATE = ("this string holds U+DC80, half of a UTF-16 surrogate pair and not a character, which is "
+              "not allowed in YAML; write the character itself (or \\U0001F600 for one beyond U+FFFF)")
+
+
+@pytest.mark.parametrize("old, new, position, message", [
+    ("NODE_ENV: production", 'NODE_ENV: "\\udc80"', (34, 15), _SURROGATE),  # was a traceback
+    ("stack: code-canvas-astro", 'stack: "\\udc80"', (2, 8), _SURROGATE),
+    ("NODE_ENV: production", '"\\udc80": production', (34, 5), _SURROGATE),
+    ("NODE_ENV: production", 'NODE_ENV: "a\\x01b"', (34, 15),
+     "this string holds the control character U+0001, which is not allowed in YAML; remove it"),
+    ("NODE_ENV: production", 'NODE_ENV: "a\\0b"', (34, 15),
+     "this string holds the control character U+0000, which is not allowed in YAML; remove it"),
+])
+def test_escapes_that_write_unprintable_characters_are_positioned(write, old, new, position, message):
+    problem = only_problem(write(edited(old, new)))
+    assert ((problem.line, problem.column), problem.message) == (position, message)
+    str(problem).encode("utf-8")  # printable: a lone surrogate in the message could not be
+
+
 @pytest.mark.parametrize("old, new, position, start", [
     ("  scan_on_push: true", " scan_on_push: true", (14, 2), "invalid YAML: this line is indented differently"),
     ("  memory: 2048", "\tmemory: 2048", (30, 1), "invalid YAML: a tab is used for indentation here"),
@@ -919,9 +1013,114 @@ def test_non_string_keys_are_reported_once(write):
     ]
 
 
-def test_deeply_nested_document(write):
+_TOO_DEEP = ("mappings and lists are nested more than 32 levels deep here, "
+             "far deeper than any canvas.yaml needs (4)")
+
+
+def _nested_mappings(levels: int) -> str:
+    """The document and levels - 1 mappings inside it, one per line."""
+    return "".join("  " * i + f"k{i}:\n" for i in range(levels - 1)) + "  " * (levels - 1) + "k: x\n"
+
+
+def test_nesting_deeper_than_32_levels_points_at_the_deep_node(write):
+    problem = only_problem(write(_nested_mappings(33)))
+    assert (problem.line, problem.column, problem.message) == (33, 65, _TOO_DEEP)
+
+
+def test_nesting_of_32_levels_is_read(write):
+    assert "k0" in [p.path for p in problems_of(write(_nested_mappings(32)))]  # validated, not refused
+
+
+def test_deeply_nested_flow_lists_point_at_the_deep_list(write):
     problem = only_problem(write("a: " + "[" * 5000 + "]" * 5000 + "\n"))
-    assert problem.message == "the document is nested too deeply"
+    assert (problem.line, problem.column, problem.message) == (1, 35, _TOO_DEEP)
+
+
+def test_aliases_that_nest_too_deeply_point_at_the_alias(write):
+    chain = "a0: &a0 [x]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 40))
+    problem = only_problem(write(chain))
+    assert (problem.line, problem.column, problem.message) == (32, 12, _TOO_DEEP)
+
+
+def test_a_long_chain_of_merge_keys_is_refused_with_a_position(write):
+    chain = "a0: &a0 {k0: v}\n" + "".join(f"a{i}: &a{i} {{<<: *a{i - 1}, k{i}: v}}\n" for i in range(1, 2000))
+    problem = only_problem(write(chain))
+    assert problem.line is not None and problem.message in (_TOO_DEEP, _TOO_MANY)
+
+
+_TOO_MANY = "the document holds more than 10000 keys, values and list items, far more than any canvas.yaml needs"
+
+
+@pytest.mark.parametrize("shape", ["block", "flow"])
+@pytest.mark.parametrize("count", [9_000, 200_000])  # either side of the fast parser's threshold
+def test_too_many_list_items_are_refused_where_the_limit_is_passed(write, shape, count):
+    text = "a:\n" + "- 1\n" * count if shape == "block" else "a: [" + "1, " * count + "1]\n"
+    if count < 10_000:
+        assert _TOO_MANY not in messages(write(text))[0]
+        return
+    problem = only_problem(write(text))
+    assert problem.message == _TOO_MANY
+    # The document, "a" and the list are the first three values; item 9,998 is the 10,001st.
+    assert problem.line == (9_999 if shape == "block" else 1)
+
+
+def test_too_many_keys_are_refused(write):
+    problem = only_problem(write("".join(f"k{i}: v\n" for i in range(100_000))))
+    assert (problem.line, problem.message) == (5_000, _TOO_MANY)
+
+
+def test_a_large_file_loads_the_same_as_a_small_one(write):
+    # Past 64 KiB libyaml parses (the pure-Python parser would take seconds on 1 MiB).
+    big = load_spec(write(CONTRACT_TEXT + ("#" + "x" * 78 + "\n") * 1000, name="big.yaml"))
+    assert os.path.getsize(big.file) > 64 * 1024
+    small = load_spec(CONTRACT)
+    assert big.data == small.data
+    assert [w.split(": ", 1)[1] for w in big.warnings] == [w.split(": ", 1)[1] for w in small.warnings]
+
+
+@pytest.mark.parametrize("padding", [0, 1000])  # the Python parser, then libyaml's
+def test_a_large_file_with_a_mistake_still_points_at_it(write, padding):
+    text = edited("  memory: 2048", "  memory: 64") + ("#" + "x" * 78 + "\n") * padding
+    problem = only_problem(write(text))
+    assert (problem.line, problem.column, problem.path) == (30, 11, "function.memory")
+
+
+_LONG = "x" * 1_000_000
+
+
+def test_a_long_value_is_shortened_in_its_message(write):
+    path = write(edited("stack: code-canvas-astro", f"stack: {_LONG}"))
+    assert str(only_problem(path)) == (
+        f'{path}:2:8: stack: "{"x" * 60}…" (1000000 characters) is not a valid stack name: 1–128 letters, '
+        'digits, "-", "_" or "." (it becomes a tag value)'
+    )
+
+
+@pytest.mark.parametrize("old, new", [
+    ("region: us-west-2", f"region: {_LONG}"),
+    ("name: code-canvas-astro-db", f"name: {_LONG}"),
+    ("database_key: database/taskManagement.db", f"database_key: /{_LONG}"),
+    ("encryption: AES256", f"encryption: {_LONG}\n  kms_key_id: k"),
+    ("arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole", _LONG),
+    ("  tag: v1.2", f"  tag: {_LONG}"),
+    ("  tag: v1.2", f"  tag: *{_LONG}"),
+    ("NODE_ENV: production", f"{'x' * 1000}-y: production"),
+    ("NODE_ENV: production", f"? {'1' * 99}\n    : production"),
+    ("region: us-west-2\n", f"region: us-west-2\ntags: {{{'k' * 1000}: v}}\n"),
+    ("stack: code-canvas-astro", "stack: '" + "".join(chr(0x4E00 + i) for i in range(5000)) + "'"),
+])
+def test_no_message_repeats_a_long_value_whole(write, old, new):
+    problems = problems_of(write(edited(old, new)))
+    assert all(len(p.path) + len(p.message) < 400 for p in problems), [str(p)[:500] for p in problems]
+    assert any("characters)" in p.path + p.message for p in problems)
+
+
+def test_a_huge_integer_is_refused_where_it_is(write):
+    # Python refuses to convert an integer of over 4300 digits: this was a traceback.
+    problem = only_problem(write(edited("memory: 2048", "memory: " + "1" * 5000)))
+    assert ((problem.line, problem.column), problem.message) == (
+        (30, 11), "this number is 5000 characters long; no canvas.yaml value needs one over 100 (quote it if it is text)",
+    )
 
 
 # --- no traceback, whatever the shape ------------------------------------------------
