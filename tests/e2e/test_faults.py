@@ -21,7 +21,7 @@ import botocore.exceptions
 import pytest
 
 from tests.e2e.conftest import BUCKET, BUILD_CONTEXT, FUNCTION, STACK, Run, reconcile_command
-from tests.faults import CONFLICT, SERVER_ERROR
+from tests.faults import CONFLICT, SERVER_ERROR, operation_of
 
 LOCK_KEY = f"canvas/{STACK}/lock.json"
 RECORD_KEY = f"canvas/{STACK}/last-applied.json"
@@ -110,6 +110,23 @@ def test_botocore_reads_each_injected_error_as_that_service_s_own(service, fault
     call(client)  # both rules spent: forwarded to the emulator
     assert [c.fault for c in fault_proxy.calls] == ["throttle", "server_error", None]
     assert len({c.operation for c in fault_proxy.calls}) == 1 and fault_proxy.calls[0].service == service
+
+
+@pytest.mark.parametrize("service, method, target, operation", [
+    ("s3", "PUT", "/code-canvas-astro-db", "CreateBucket"),
+    ("s3", "PUT", "/code-canvas-astro-db?versioning", "PutBucketVersioning"),
+    ("s3", "GET", "/code-canvas-astro-db/canvas/x/lock.json", "GetObject"),
+    ("s3", "GET", "/code-canvas-astro-db/canvas/x/lock.json?uploadId=1", "ListParts"),
+    ("s3", "DELETE", "/code-canvas-astro-db/canvas/x/lock.json?versionId=v", "DeleteObject"),
+    ("lambda", "POST", "/2015-03-31/functions/f/policy", "AddPermission"),
+    ("lambda", "GET", "/2015-03-31/functions/f/policy", "GetPolicy"),
+    ("lambda", "POST", "/2021-10-31/functions/f/url", "CreateFunctionUrlConfig"),
+    ("lambda", "PUT", "/2015-03-31/functions/f/configuration", "UpdateFunctionConfiguration"),
+    ("iam", "POST", "/", "CreateRole"),
+])
+def test_the_operation_is_named_from_the_request_as_botocore_names_it(service, method, target, operation):
+    form = {"Content-Type": "application/x-www-form-urlencoded"} if service == "iam" else {}
+    assert operation_of(service, method, target, form, b"Action=CreateRole&Version=2010-05-08") == operation
 
 
 # --- (a) one apply from nothing under each kind of fault ----------------------------------------
