@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from tests.ecr_images import register_image
+from tests.faults import FaultProxy
+from tests.local_net import answers
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = ROOT / "canvas.yaml"
@@ -108,3 +110,14 @@ def deployed(prebuilt_canvas, reconcile, aws) -> str:
     run = reconcile("apply", "--auto-approve")
     assert run.code == 0, run.out + run.err
     return digest
+
+
+@pytest.fixture
+def fault_proxy(moto_endpoint, monkeypatch):
+    """tests/faults.FaultProxy in front of the emulator, on loopback, with AWS_ENDPOINT_URL
+    pointing at it (so the CLI's every call passes through it); stopped at teardown."""
+    with FaultProxy(moto_endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        port = int(proxy.url.rpartition(":")[2])
+        yield proxy
+    assert not answers(port), "the fault proxy still answers after it was stopped"
