@@ -390,7 +390,7 @@ def demo(app, ready_path, keep) -> None:
     """Run the whole story against a local AWS emulator: no AWS account, no Docker."""
     from reconciler.demo import run_demo  # moto loads only for the commands that use it
 
-    sys.exit(run_demo(app=app, ready_path=ready_path, keep=keep, echo=click.echo))
+    sys.exit(run_demo(main, app=app, ready_path=ready_path, keep=keep, echo=click.echo))
 
 
 def _ready_path(value: str | None) -> str | None:

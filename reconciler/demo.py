@@ -53,17 +53,19 @@ class DemoError(ReconcileError):
     """A step did not show what it should; the message says which and why."""
 
 
-def run_demo(*, app: Path | None = None, ready_path: str | None = None, keep: bool = False,
+def run_demo(cli: click.Command, *, app: Path | None = None, ready_path: str | None = None, keep: bool = False,
              echo: Echo = click.echo) -> int:
     """Run the demo; 0 when every step showed what it should, 1 (with one clear message) otherwise.
     With keep, the emulator and the working directory stay until Ctrl-C, so every command the demo
-    printed can be run again by hand."""
+    printed can be run again by hand. `cli` is the `reconcile` command group the steps run in this
+    process (passed in: the CLI imports the demo, and the demo does not import the CLI back)."""
     started = time.monotonic()
     demo = None
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(_signals_as_interrupt())
-            demo = Demo(stack, app=_check_files(app), ready_path=ready_path or default_ready_path(app), echo=echo)
+            demo = Demo(stack, cli=cli, app=_check_files(app), ready_path=ready_path or default_ready_path(app),
+                        echo=echo)
             demo.run()
             if keep:
                 demo.keep_running(started)
@@ -146,13 +148,11 @@ def shell_setup(env: dict[str, str], *, hidden: list[str], workdir: Path) -> lis
     return lines + ["unset " + " ".join(unset), f"cd {shlex.quote(str(workdir))}"]
 
 
-def run_command(args: list[str], echo: Echo) -> int:
+def run_command(cli: click.Command, args: list[str], echo: Echo) -> int:
     """`reconcile ARGS` in this process, exactly as the CLI runs it; returns its exit code."""
-    from reconciler.cli import main  # the CLI imports this module lazily; import it back lazily too
-
     echo(click.style(f"$ reconcile {shlex.join(args)}", bold=True))
     try:
-        main.main(args=args, prog_name="reconcile", standalone_mode=False)
+        cli.main(args=args, prog_name="reconcile", standalone_mode=False)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
@@ -165,8 +165,8 @@ def free_port() -> int:
 
 
 class Demo:
-    def __init__(self, stack: contextlib.ExitStack, *, app: Path, ready_path: str, echo: Echo):
-        self.stack, self.app, self.ready_path, self.echo = stack, app, ready_path, echo
+    def __init__(self, stack: contextlib.ExitStack, *, cli: click.Command, app: Path, ready_path: str, echo: Echo):
+        self.stack, self.cli, self.app, self.ready_path, self.echo = stack, cli, app, ready_path, echo
         self.setup: list[str] = []
         self.step, self.step_name = 0, ""
         self.workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="canvas-demo-")))
@@ -336,7 +336,7 @@ class Demo:
         self.echo(textwrap.fill(text, width=92))
 
     def expect(self, args: list[str], code: int) -> None:
-        actual = run_command(args, self.echo)
+        actual = run_command(self.cli, args, self.echo)
         if actual != code:
             raise DemoError(f"`reconcile {' '.join(args)}` exited {actual}, expected {code} (its output is above)")
 
