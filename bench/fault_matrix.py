@@ -148,7 +148,8 @@ class Bench:
         self.proxy.add("latency", service="s3", operation="PutObject", contains='"memory": 3008', delay=2.0)
         runs = [p.communicate(timeout=180) + (p.returncode,) for p in
                 [self.start("apply", "--auto-approve", cwd=big), self.start("apply", "--auto-approve", cwd=small)]]
-        s3, lam = boto3.client("s3", endpoint_url=self.emulator_url), boto3.client("lambda", endpoint_url=self.emulator_url)
+        s3 = boto3.client("s3", endpoint_url=self.emulator_url)
+        lam = boto3.client("lambda", endpoint_url=self.emulator_url)
         live = lam.get_function_configuration(FunctionName=FUNCTION)["MemorySize"]
         record = json.loads(s3.get_object(Bucket=BUCKET, Key=f"canvas/{STACK}/last-applied.json")["Body"].read())
         recorded = record["desired"][f"lambda_function.{FUNCTION}"]["memory"]

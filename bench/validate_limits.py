@@ -47,7 +47,8 @@ def cases() -> dict[str, str]:
         "1 MiB of flow list items": _fill(lambda i: "1,", MAX_BYTES - 1, "a: [", "]"),
         f"{MAX_NODES // 2 - 60} env variables (just under the node limit)": CONTRACT.replace(
             env, env + "".join(f"    K{i}: v\n" for i in range(MAX_NODES // 2 - 60)), 1),
-        f"{MAX_NODES // 2 - 60} unknown top-level keys": CONTRACT + "".join(f"x{i}: 1\n" for i in range(MAX_NODES // 2 - 60)),
+        f"{MAX_NODES // 2 - 60} unknown top-level keys":
+            CONTRACT + "".join(f"x{i}: 1\n" for i in range(MAX_NODES // 2 - 60)),
         f"{MAX_NODES - 100} duplicate managed policies": CONTRACT.replace(POLICY, POLICY * (MAX_NODES - 100)),
         "1 MiB of [ (deep nesting)": "a: " + "[" * (MAX_BYTES - 3),
         "64 KiB of [ (deep nesting)": "a: " + "[" * (SLOW - 3),
@@ -56,13 +57,19 @@ def cases() -> dict[str, str]:
             f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 9)),
         "1 MB value": CONTRACT.replace("stack: code-canvas-astro", "stack: " + "x" * 1_000_000),
         "64 KiB value": CONTRACT.replace("stack: code-canvas-astro", "stack: " + "x" * (SLOW - len(CONTRACT))),
-        "1 MB tag value": CONTRACT.replace("region: us-west-2\n", "region: us-west-2\ntags: {t: " + "é" * 500_000 + "}\n"),
+        "1 MB tag value":
+            CONTRACT.replace("region: us-west-2\n", "region: us-west-2\ntags: {t: " + "é" * 500_000 + "}\n"),
         "1 MiB of blank lines": _fill(lambda i: "\n", MAX_BYTES, CONTRACT),
         "64 KiB of blank lines": _fill(lambda i: "\n", SLOW, CONTRACT),
         "64 KiB of comments": _fill(lambda i: "#" + "x" * 78 + "\n", SLOW, CONTRACT),
-        "64 KiB multi-line plain value": CONTRACT.replace("stack: code-canvas-astro", _fill(lambda i: "x\n  ", SLOW - len(CONTRACT), "stack: ")),
-        "64 KiB of \\x41 escapes": CONTRACT.replace("stack: code-canvas-astro", _fill(lambda i: "\\x41", SLOW - len(CONTRACT), 'stack: "', '"')),
-        "1 MiB of \\x41 escapes": CONTRACT.replace("stack: code-canvas-astro", _fill(lambda i: "\\x41", MAX_BYTES - len(CONTRACT), 'stack: "', '"')),
+        "64 KiB multi-line plain value":
+            CONTRACT.replace("stack: code-canvas-astro", _fill(lambda i: "x\n  ", SLOW - len(CONTRACT), "stack: ")),
+        "64 KiB of \\x41 escapes":
+            CONTRACT.replace("stack: code-canvas-astro",
+                             _fill(lambda i: "\\x41", SLOW - len(CONTRACT), 'stack: "', '"')),
+        "1 MiB of \\x41 escapes":
+            CONTRACT.replace("stack: code-canvas-astro",
+                             _fill(lambda i: "\\x41", MAX_BYTES - len(CONTRACT), 'stack: "', '"')),
         "10 MB file": "a: " + "x" * 10_000_000,
     }
 

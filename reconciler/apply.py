@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.aws import error_code, error_message
 from reconciler.errors import ReconcileError
-from reconciler.kinds import BY_TYPE
+from reconciler.kinds import BY_TYPE, Kind
 from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.record import record_apply
 from reconciler.recreate import create_or_adopt
@@ -91,18 +91,19 @@ class _StepOutput:
         self.echo(f"      {status}" if self.noted else status)
 
 
-def run_step(kind, change: ResourceChange, clients, *, stack: str) -> None:
+def run_step(kind: Kind, change: ResourceChange, clients, *, stack: str) -> None:
     # A create refused as "already exists" is re-read and adopted when it is this stack's
     # (a lost response, or a concurrent apply): recreate.py.
+    want, have = change.desired or {}, change.live or {}  # the planner sets what each action needs
     if change.action is Action.CREATE:
-        create_or_adopt(kind, change.desired, clients, stack=stack)
-    elif change.action is Action.UPDATE:
-        kind.update(clients, change.desired, change.live, change.changed_paths)
-    elif change.action is Action.REPLACE and hasattr(kind, "delete"):
-        kind.delete(clients, change.live)
-        create_or_adopt(kind, change.desired, clients, stack=stack)
-    elif change.action is Action.DELETE and hasattr(kind, "delete"):
-        kind.delete(clients, change.live)
+        create_or_adopt(kind, want, clients, stack=stack)
+    elif change.action is Action.UPDATE and kind.update is not None:
+        kind.update(clients, want, have, change.changed_paths)
+    elif change.action is Action.REPLACE and kind.delete is not None:
+        kind.delete(clients, have)
+        create_or_adopt(kind, want, clients, stack=stack)
+    elif change.action is Action.DELETE and kind.delete is not None:
+        kind.delete(clients, have)
     else:
         raise ReconcileError(f"{change.action.value} is not supported for {change.type}")
 
@@ -114,6 +115,8 @@ def describe_failure(exc: BaseException) -> str:
 
 
 def failure_report(result: ApplyResult) -> list[str]:
+    if result.failed is None:
+        return []
     total = len(result.done) + 1 + len(result.remaining)
     lines = [f"Apply stopped at a failure: {len(result.done)} of {total} change(s) done."]
     lines += [f"  done:     {c.action.value} {c.address}" for c in result.done]

@@ -89,7 +89,7 @@ class Clients:
         self._session = boto3.Session(profile_name=profile, region_name=region)
         self._clients: dict[str, object] = {}
         self._lock = threading.Lock()
-        self._shared: dict | None = None
+        self._shared: dict[tuple, Future] | None = None
         self._waited_on: set[str] = set()  # endpoints already said to be slow (_Watch)
 
     @contextlib.contextmanager
@@ -109,9 +109,10 @@ class Clients:
         if shared is None:
             return call()
         with self._lock:
-            future, first = shared.get(key), key not in shared
+            first = key not in shared
             if first:
-                future = shared[key] = Future()
+                shared[key] = Future()
+            future: Future = shared[key]
         if first:
             try:
                 future.set_result(call())

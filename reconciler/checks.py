@@ -155,12 +155,14 @@ def _bucket(data: dict) -> Iterator[Finding]:
 def _database_key_problem(key: str) -> str | None:
     if key.startswith("/"):
         relative = key.lstrip("/") or "database/app.db"
-        return f'{quoted(key)} must not start with "/": object keys are relative to the bucket (write {shorten(relative)})'
+        return (f'{quoted(key)} must not start with "/": object keys are relative to the bucket '
+                f'(write {shorten(relative)})')
     if key.startswith(RESERVED_KEY_PREFIX):
         return (f'{quoted(key)} is under {RESERVED_KEY_PREFIX}, which canvas-reconcile reserves for its own '
                 "records; choose another prefix, such as database/")
     if key.endswith("/"):
-        return f'{quoted(key)} ends with "/", which names a folder; give the database file\'s key, such as database/app.db'
+        return (f'{quoted(key)} ends with "/", which names a folder; give the database file\'s key, '
+                "such as database/app.db")
     if pattern := IAM_PATTERN_RE.search(key):
         # The key becomes the Resource of the role's policy, where these are patterns: `c*`
         # would let the function read and write every object starting with c, canvas/ included.

@@ -192,13 +192,14 @@ def apply(file, region, profile, endpoint_url, auto_approve, lock_timeout, plan_
     ctx = Context(file, region, profile, endpoint_url)
     clients = ctx.clients()
     result = build_plan(ctx.spec, clients, region=ctx.region)
-    target = Target(region=ctx.region, account=result.account)  # the lock's re-plan needs no STS call
+    account = result.account or ctx.target(clients).account  # build_plan always sets it
+    target = Target(region=ctx.region, account=account)  # the lock's re-plan needs no STS call
     text = render_text(result)
     if saved is not None:
         from reconciler import saved_plan
 
         # The saved plan was the approval: no prompt, but only if it is still exactly what would happen.
-        saved_plan.check_matches(saved, path=plan_file, spec=ctx.spec, region=ctx.region, account=result.account)
+        saved_plan.check_matches(saved, path=plan_file, spec=ctx.spec, region=ctx.region, account=account)
         saved_plan.check_fresh(saved, result, path=plan_file)
         click.echo(saved_plan.header(saved, path=plan_file) + " It still matches live AWS.\n" + text)
     else:

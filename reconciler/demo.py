@@ -32,9 +32,9 @@ import yaml
 from reconciler.aws import Clients
 from reconciler.emulator import FAKE_CREDENTIALS, HOST, Emulator
 from reconciler.errors import ReconcileError
-from reconciler.planner import build_plan
 from reconciler.plan import Action
-from reconciler.spec import load_spec
+from reconciler.planner import build_plan
+from reconciler.spec import Spec, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = ROOT / "canvas.yaml"
@@ -171,8 +171,8 @@ class Demo:
         self.step, self.step_name = 0, ""
         self.workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="canvas-demo-")))
         self.canvas = self.workdir / "canvas.yaml"
-        self.spec = None
-        self.emulator: Emulator | None = None
+        self.spec: Spec  # set by prepare(), the first step
+        self.emulator: Emulator  # started by prepare()
         self.runtimes: list[Runtime] = []
 
     def run(self) -> None:
@@ -202,7 +202,8 @@ class Demo:
         self.stack.callback(self.stop_runtimes)  # before the emulator goes: a runtime's final sync needs it
         self.stack.callback(os.chdir, os.getcwd())
         os.chdir(self.workdir)
-        self.echo(click.style("canvas-reconcile demo", bold=True) + " — no AWS account needed, nothing leaves this machine.")
+        self.echo(click.style("canvas-reconcile demo", bold=True) +
+                  " — no AWS account needed, nothing leaves this machine.")
         self.say(f"An AWS emulator (moto) is running on {self.emulator.url}, on loopback only. The demo "
                  "and its subprocesses run as a shell would after these lines (your own AWS settings are "
                  "hidden from them); every `$` command below runs as shown in such a shell, and "
@@ -434,8 +435,8 @@ class Runtime:
     def show_new_log(self, echo: Echo) -> None:
         text = self.log()
         for line in text[self._shown:].splitlines():
-            echo("  │ " + re.sub(r"^\S+ \S+ (INFO|WARNING|ERROR) [\w.]+: ", lambda m: "" if m[1] == "INFO" else f"{m[1]}: ",
-                               line))
+            echo("  │ " + re.sub(r"^\S+ \S+ (INFO|WARNING|ERROR) [\w.]+: ",
+                               lambda m: "" if m[1] == "INFO" else f"{m[1]}: ", line))
         self._shown = len(text)
 
     def wait_serving(self, echo: Echo) -> None:
@@ -478,7 +479,8 @@ class Runtime:
             return self.process.wait(RUNTIME_STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise DemoError(f"the runtime did not stop within {RUNTIME_STOP_TIMEOUT:g}s of SIGTERM; it was killed")
+            raise DemoError(f"the runtime did not stop within {RUNTIME_STOP_TIMEOUT:g}s of SIGTERM; "
+                            "it was killed") from None
 
     def kill(self) -> None:
         """Make sure nothing of this runtime is left: it, and its app in the same process group."""

@@ -6,17 +6,28 @@ is kept unless --delete-bucket; a repository holding images is kept unless --for
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
+from typing import Any
 
 from reconciler.errors import PlanError
-from reconciler.kinds import BY_TYPE, KINDS, container_image, ecr_repository, lambda_function, s3_bucket
+from reconciler.kinds import BY_TYPE, KINDS, Kind, container_image, ecr_repository, lambda_function, s3_bucket
 from reconciler.normalize import STACK_TAG
 from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.planner import desired_resources, read_live
 from reconciler.target import Target
 
+
+class _DeletableBucket:
+    """s3_bucket as destroy --delete-bucket uses it: its delete empties the bucket first. Apply's
+    s3_bucket has no delete at all, so apply can never remove the database."""
+
+    delete = staticmethod(s3_bucket.empty_and_delete)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(s3_bucket, name)
+
+
 # The same kinds apply uses, except that here the bucket can be deleted (emptied first).
-DESTROY_KINDS = {**BY_TYPE, s3_bucket.TYPE: SimpleNamespace(TYPE=s3_bucket.TYPE, delete=s3_bucket.empty_and_delete)}
+DESTROY_KINDS: dict[str, Kind] = {**BY_TYPE, s3_bucket.TYPE: _DeletableBucket()}
 # Resources without tags of their own, and the tagged resource whose owner they follow.
 _FOLLOWS_FUNCTION = ("lambda_function_url", "lambda_permission")
 

@@ -140,7 +140,8 @@ def held(clients, *, bucket: str, stack: str, operation: str, plan_sha256: str |
     try:
         yield document
     finally:
-        release(clients, bucket=bucket, stack=stack, lock_id=document["id"], version_id=document.pop("_version_id"))
+        release(clients, bucket=bucket, stack=stack, lock_id=str(document["id"]),
+                version_id=document.pop("_version_id"))
 
 
 def force_unlock(clients, *, bucket: str, stack: str, lock_id: str) -> dict:

@@ -32,16 +32,15 @@ def canonical_policy(document: Mapping | str | None) -> dict | None:
     Version filled in), so the plan shows only differences of meaning."""
     if document is None:
         return None
-    if isinstance(document, str):
-        document = json.loads(document)
-    statements = document.get("Statement", [])
+    parsed: Mapping = json.loads(document) if isinstance(document, str) else document
+    statements = parsed.get("Statement", [])
     if isinstance(statements, Mapping):
         statements = [statements]
     canonical = [_canonical_statement(s) for s in statements]
     canonical.sort(key=lambda s: json.dumps(s, sort_keys=True))
-    out = {"Version": document.get("Version", DEFAULT_POLICY_VERSION), "Statement": canonical}
-    if document.get("Id"):
-        out["Id"] = document["Id"]
+    out = {"Version": parsed.get("Version", DEFAULT_POLICY_VERSION), "Statement": canonical}
+    if parsed.get("Id"):
+        out["Id"] = parsed["Id"]
     return out
 
 
@@ -105,10 +104,9 @@ def canonical_lifecycle_policy(document: Mapping | str | None) -> dict | None:
     JSON formatting and key order never show as drift; ECR returns the text as it was put."""
     if document is None:
         return None
-    if isinstance(document, str):
-        document = json.loads(document)
+    parsed: Mapping = json.loads(document) if isinstance(document, str) else document
     rules = []
-    for rule in document.get("rules", []):
+    for rule in parsed.get("rules", []):
         rule = json.loads(json.dumps(rule))
         selection = rule.get("selection", {})
         for key in ("tagPrefixList", "tagPatternList"):

@@ -8,20 +8,21 @@ reported together.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.aws import describe_connection_error, error_code, error_message
 from reconciler.diff import diff
 from reconciler.errors import PlanError, ReconcileError
-from reconciler.kinds import KINDS
+from reconciler.kinds import KINDS, Kind
 from reconciler.normalize import STACK_TAG
 from reconciler.plan import Action, AttributeChange, Plan, ResourceChange
 from reconciler.record import read_baseline, with_causes
 from reconciler.target import Target, discover
 
 
-def desired_resources(spec, target: Target, kinds=KINDS) -> list[tuple[object, dict]]:
+def desired_resources(spec, target: Target, kinds: tuple[Kind, ...] = KINDS) -> list[tuple[Kind, dict]]:
     """(kind, desired document) for every resource canvas.yaml declares, in dependency order."""
     out = []
     for kind in kinds:
@@ -37,7 +38,7 @@ def read_live(clients, wants, *, max_workers: int | None = None) -> tuple[dict, 
     with clients.shared_reads(), ThreadPoolExecutor(max_workers=max_workers or len(wants)) as pool:
         futures = [pool.submit(kind.read, clients, want) for kind, want in wants]
     lives, problems = {}, []
-    for (kind, want), future in zip(wants, futures):
+    for (kind, want), future in zip(wants, futures, strict=True):
         address = f"{kind.TYPE}.{want['name']}"
         try:
             lives[address] = future.result()
@@ -58,10 +59,11 @@ def build_plan(spec, clients, *, region: str, kinds=KINDS, max_workers: int | No
             target = Target(region=region, account=account)
         record = pool.submit(read_baseline, clients, bucket=spec.bucket["name"], stack=spec.stack)
         jobs = [pool.submit(_desired_and_read, kind, spec, target, clients) for kind in kinds]
-    if account is not None and account.exception() is not None:
-        _account_error(account.exception())  # one message, not the same failure per resource
+    failed = account.exception() if account is not None else None
+    if failed is not None:
+        _account_error(failed)  # one message, not the same failure per resource
     wants, lives, problems = [], {}, []
-    for kind, job in zip(kinds, jobs):
+    for kind, job in zip(kinds, jobs, strict=True):
         for want, have, error in job.result():
             address = f"{kind.TYPE}.{want['name']}"
             wants.append((kind, want))
@@ -82,8 +84,7 @@ def build_plan(spec, clients, *, region: str, kinds=KINDS, max_workers: int | No
                 f"{address} belongs to stack {foreign!r} (tag {STACK_TAG}), not to {spec.stack!r}; "
                 "it was left untouched — use another name in canvas.yaml, or retag it if it really is this stack's")
             continue
-        if hasattr(kind, "resolve"):
-            want = kind.resolve(want, lives)
+        want = kind.resolve(want, lives)
         desired_state[address] = want
         change = resource_change(kind, want, have)
         if change is not None:
@@ -96,7 +97,7 @@ def build_plan(spec, clients, *, region: str, kinds=KINDS, max_workers: int | No
 
 def resource_change(kind, want: dict, have: dict | None) -> ResourceChange | None:
     """The change that brings `have` to `want`; None when neither wants nor has it."""
-    note = kind.note(want, have) if hasattr(kind, "note") else None
+    note = kind.note(want, have)
     if want.get("absent"):
         if have is None:
             return None
@@ -108,10 +109,10 @@ def resource_change(kind, want: dict, have: dict | None) -> ResourceChange | Non
         action = Action.CREATE
     elif not attributes:
         action = Action.NOOP
-    elif getattr(kind, "CREATE_ON_CHANGE", False):
+    elif kind.CREATE_ON_CHANGE:
         action = Action.CREATE
     else:
-        action = Action.REPLACE if getattr(kind, "REPLACE_ON_CHANGE", False) else Action.UPDATE
+        action = Action.REPLACE if kind.REPLACE_ON_CHANGE else Action.UPDATE
     return ResourceChange(type=kind.TYPE, name=want["name"], action=action, attributes=attributes,
                           desired=want, live=have, note=note)
 
@@ -119,7 +120,7 @@ def resource_change(kind, want: dict, have: dict | None) -> ResourceChange | Non
 def _desired_and_read(kind, spec, target: Target, clients) -> list[tuple[dict, dict | None, Exception | None]]:
     """(want, live, read error) for each resource of `kind` that canvas.yaml declares."""
     wanted = kind.desired(spec, target)
-    out = []
+    out: list[tuple[dict, dict | None, Exception | None]] = []
     for want in wanted if isinstance(wanted, list) else [wanted] if wanted is not None else []:
         try:
             out.append((want, kind.read(clients, want), None))
@@ -135,7 +136,7 @@ def discover_target(clients, region: str) -> Target:
         _account_error(exc)
 
 
-def _account_error(exc: BaseException) -> None:
+def _account_error(exc: BaseException) -> NoReturn:
     if not isinstance(exc, (ClientError, BotoCoreError)):
         raise exc
     raise ReconcileError(describe_connection_error(exc) or

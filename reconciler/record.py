@@ -67,7 +67,8 @@ def recordable(resource_type: str, document: Mapping) -> dict:
     """The document as the record keeps it: secret-looking values of a kind's sensitive
     fields replaced by their digest (driven by the kind's FIELDS table)."""
     out = copy.deepcopy(dict(document))
-    for field in getattr(BY_TYPE.get(resource_type), "FIELDS", ()):
+    kind = BY_TYPE.get(resource_type)
+    for field in kind.FIELDS if kind is not None else ():
         mapping = lookup(out, field.path)
         if field.sensitive and field.per_key and isinstance(mapping, dict):
             for key, value in mapping.items():
@@ -105,7 +106,7 @@ def _classified(fields, attr: AttributeChange, *, want: Mapping | None, have: Ma
     if not known:
         return attr  # the last apply left it unmanaged: only canvas.yaml can have changed
     wanted, live = _value(field, key, want), _value(field, key, have)
-    if field.per_key and _sensitive(field, key, wanted if wanted is not None else live):
+    if field.per_key and key is not None and _sensitive(field, key, wanted if wanted is not None else live):
         wanted, live = (None if v is None else secret_digest(key, v) for v in (wanted, live))
     spec, drift = not field.same(wanted, recorded), not field.same(live, recorded)
     cause = Cause.BOTH if spec and drift else Cause.DRIFT if drift else Cause.SPEC
@@ -285,13 +286,13 @@ def history(clients, *, bucket: str, stack: str, limit: int | None = None) -> li
     versions = versions[:limit] if limit else versions
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(versions)))) as pool:
         documents = list(pool.map(lambda v: _version(clients, bucket, key, v["VersionId"]), versions))
-    return _one_per_apply([{**doc, "version_id": v["VersionId"]} for v, doc in zip(versions, documents)])
+    return _one_per_apply([{**doc, "version_id": v["VersionId"]} for v, doc in zip(versions, documents, strict=True)])
 
 
 def _one_per_apply(entries: list[dict]) -> list[dict]:
     """Adjacent versions of one apply (same apply_id; an ETag that is not the body's MD5, as
     with SSE-KMS, hides the repeat from the listing) count once: the newest is kept."""
-    kept = []
+    kept: list[dict] = []
     for entry in entries:
         if kept and entry.get("apply_id") and entry.get("apply_id") == kept[-1].get("apply_id"):
             continue

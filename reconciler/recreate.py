@@ -52,7 +52,7 @@ def adopt(kind, want: dict, have: dict, clients, *, stack: str, refusal: ClientE
     if not owner and "tags" in {f.path for f in kind.FIELDS}:
         # Untagged: ours only if it is what our create asked for, apart from what the create's
         # own follow-up calls set (tags and the settings put after the create call).
-        mismatched = [p for p in differing if p.split(".", 1)[0] in getattr(kind, "CREATE_CALL_FIELDS", ())]
+        mismatched = [p for p in differing if p.split(".", 1)[0] in kind.CREATE_CALL_FIELDS]
         if mismatched:
             raise ReconcileError(
                 f"{address} already exists, untagged, and differs from canvas.yaml in {', '.join(mismatched)}; "
@@ -62,7 +62,7 @@ def adopt(kind, want: dict, have: dict, clients, *, stack: str, refusal: ClientE
                    f"so {'updating ' + ', '.join(differing) if differing else 'nothing left to do'}")
     if not differing:
         return
-    if not hasattr(kind, "update"):
+    if kind.update is None:
         raise ReconcileError(f"{address} already exists and differs in {', '.join(differing)}; "
                              "run `reconcile apply` again to replace it")
     kind.update(clients, want, have, differing)

@@ -49,7 +49,8 @@ def rows(schema: dict, node: dict | None = None, prefix: str = "") -> list[tuple
     for key, child in node.get("properties", {}).items():
         child = _resolve(child, schema)
         path = f"{prefix}{key}"
-        default = f"`{json.dumps(child['default'])}`" if "default" in child else ("required" if key in required else "—")
+        default = (f"`{json.dumps(child['default'])}`" if "default" in child
+                   else "required" if key in required else "—")
         description = " ".join(child.get("description", "").split())
         out.append((path, _type_of(child), default, description.replace("|", "\\|")))
         if "properties" in child:
@@ -59,7 +60,8 @@ def rows(schema: dict, node: dict | None = None, prefix: str = "") -> list[tuple
 
 def render() -> str:
     lines = [START, "", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
-    lines += [f"| `{path}` | {kind} | {default} | {description} |" for path, kind, default, description in rows(schema())]
+    lines += [f"| `{path}` | {kind} | {default} | {description} |"
+              for path, kind, default, description in rows(schema())]
     lines += ["", END]
     return "\n".join(lines)
 

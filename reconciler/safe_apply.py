@@ -65,7 +65,8 @@ def differences(approved: dict[str, str], now: dict[str, str]) -> list[str]:
     return out
 
 
-def bucket_first(plan: Plan, clients, *, echo: Callable[..., None]) -> tuple[tuple[ResourceChange, ...], frozenset[str]]:
+def bucket_first(plan: Plan, clients, *,
+                 echo: Callable[..., None]) -> tuple[tuple[ResourceChange, ...], frozenset[str]]:
     """Create the bucket ahead of the rest when the plan creates it (the lock lives in it),
     numbered as the plan's first step; the changes made, and the addresses handled. When a
     racing apply made it first, it is left as it is: its settings are planned again under
@@ -75,7 +76,7 @@ def bucket_first(plan: Plan, clients, *, echo: Callable[..., None]) -> tuple[tup
         return (), frozenset()
     handled = frozenset(c.address for c in creates)
     try:
-        s3_bucket.create(clients, creates[0].desired)
+        s3_bucket.create(clients, creates[0].desired or {})
     except ClientError as exc:
         if not already_exists(exc):
             result = apply_plan(dataclasses.replace(plan, changes=creates), clients, echo=echo,
@@ -92,7 +93,8 @@ def bucket_first(plan: Plan, clients, *, echo: Callable[..., None]) -> tuple[tup
 
 
 def locked_apply(approved: Plan, clients, *, spec, replan: Callable[[], Plan], echo: Callable[..., None],
-                 render: Callable[[Plan], str], auto_approved: bool, lock_timeout: float = 0.0) -> tuple[Plan, ApplyResult]:
+                 render: Callable[[Plan], str], auto_approved: bool,
+                 lock_timeout: float = 0.0) -> tuple[Plan, ApplyResult]:
     """Apply `approved` under the lock, or the plan made under it when auto-approved; the plan applied
     and the result. StalePlan when a person approved something the stack no longer matches."""
     if not approved.has_changes and not needs_writing(approved):

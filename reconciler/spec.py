@@ -70,33 +70,34 @@ class Spec:
     sha256: str  # of the file's raw bytes
     warnings: tuple[str, ...] = ()
 
+    # What the schema requires is there once the spec is validated: no None to check for.
     @property
-    def stack(self) -> str | None:
-        return self.data.get("stack")
+    def stack(self) -> str:
+        return self.data["stack"]
 
     @property
-    def region(self) -> str | None:
-        return self.data.get("region")
+    def region(self) -> str:
+        return self.data["region"]
 
     @property
-    def bucket(self) -> dict | None:
-        return self.data.get("bucket")
+    def bucket(self) -> dict:
+        return self.data["bucket"]
 
     @property
-    def repository(self) -> dict | None:
-        return self.data.get("repository")
+    def repository(self) -> dict:
+        return self.data["repository"]
 
     @property
-    def image(self) -> dict | None:
-        return self.data.get("image")
+    def image(self) -> dict:
+        return self.data["image"]
 
     @property
-    def role(self) -> dict | None:
-        return self.data.get("role")
+    def role(self) -> dict:
+        return self.data["role"]
 
     @property
-    def function(self) -> dict | None:
-        return self.data.get("function")
+    def function(self) -> dict:
+        return self.data["function"]
 
     @property
     def url(self) -> dict | None:

@@ -9,9 +9,9 @@ aliases and merge keys (`<<`) keep working: the walk follows PyYAML's precedence
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 from yaml.composer import Composer
@@ -132,6 +132,14 @@ class _Marking:
     nodes: int
     depth: int
 
+    if TYPE_CHECKING:  # what the PyYAML classes it is mixed into provide
+        def check_event(self, *choices: Any) -> bool: ...
+        def peek_event(self) -> Any: ...
+        def get_single_node(self) -> Node | None: ...
+        def construct_document(self, node: Node) -> Any: ...
+        def construct_object(self, node: Node, deep: bool = False) -> Any: ...
+        def dispose(self) -> None: ...
+
     def start_marking(self) -> None:
         # An alias composes to the anchored node itself, losing the alias's own mark.
         self.alias_marks, self.nodes, self.depth = {}, 0, 0
@@ -189,13 +197,15 @@ class _Loader(_Marking, yaml.SafeLoader):
 
 
 if yaml.__with_libyaml__:
-    class _FastLoader(_Marking, Composer, yaml.cyaml.CParser, SafeConstructor, Resolver):  # type: ignore[misc]
+    # yaml.cyaml exists only when PyYAML was built with libyaml; its stubs do not export CParser.
+    class _FastLoader(_Marking, Composer, yaml.cyaml.CParser,  # type: ignore[misc,name-defined]
+                      SafeConstructor, Resolver):
         """libyaml's parser under PyYAML's Python composer, so aliases, merges and limits
         behave as in _Loader; only a syntax error's wording is libyaml's."""
 
         def __init__(self, stream: str) -> None:
             yaml.reader.Reader(stream)  # the same up-front check for unprintable characters
-            yaml.cyaml.CParser.__init__(self, stream)
+            yaml.cyaml.CParser.__init__(self, stream)  # type: ignore[attr-defined]
             Composer.__init__(self)
             SafeConstructor.__init__(self)
             Resolver.__init__(self)
@@ -211,7 +221,7 @@ def _loader(text: str) -> _Marking:
 class _Walker:
     """One pass over the node tree; each node is entered once, so aliases stay cheap."""
 
-    def __init__(self, loader: _Loader, doc: MarkedDocument) -> None:
+    def __init__(self, loader: _Marking, doc: MarkedDocument) -> None:
         self.loader = loader
         self.doc = doc
         self.entered: set[int] = set()
@@ -438,20 +448,22 @@ def load_marked(text: str) -> MarkedDocument:
         loader = _loader(text)  # checks for unprintable characters up front
     except yaml.reader.ReaderError as error:
         raise _reader_error(error, text) from None
+    root: Position | None = None
     try:
         node = loader.get_single_node()
         if node is None:
             return MarkedDocument(data=None, root=None)
-        doc = MarkedDocument(data=None, root=_position(node.start_mark))
+        root = _position(node.start_mark)
+        doc = MarkedDocument(data=None, root=root)
         # Measured before the walk, whose recursion follows aliases and merge keys too.
-        _Expansion(loader.alias_marks).measure(node, depth=0, where=doc.root)
-        _Walker(loader, doc).walk(node, (), doc.root)
+        _Expansion(loader.alias_marks).measure(node, depth=0, where=root)
+        _Walker(loader, doc).walk(node, (), root)
         doc.data = loader.construct_document(node)
     except YamlLoadError as error:
-        raise YamlLoadError(error.message, error.position or doc.root) from None
+        raise YamlLoadError(error.message, error.position or root) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        raise YamlLoadError(_syntax_message(error), mark and _position(mark)) from None
+        raise YamlLoadError(_syntax_message(error), _position(mark) if mark else None) from None
     except yaml.reader.ReaderError as error:
         raise _reader_error(error, text) from None
     except RecursionError:  # a backstop: _Marking and _Expansion bound the depth before this

@@ -82,7 +82,7 @@ def shown(argv: Sequence[str]) -> str:
     """The command as it may be printed: `docker …` wherever PATH found it, and the values of
     build arguments named like secrets hidden."""
     words = ["docker"]
-    for previous, arg in zip(argv, argv[1:]):
+    for previous, arg in zip(argv, argv[1:], strict=False):
         if previous == "--build-arg" and looks_secret(arg.split("=", 1)[0]):
             arg = arg.split("=", 1)[0] + "=(sensitive)"
         words.append(arg)
@@ -112,13 +112,13 @@ def run(argv: Sequence[str], *, notify: Notify, what: str, stdin: str | None = N
                                    bufsize=1)
     except OSError as error:
         raise DockerFailed(f"{what} could not start: {error}") from None
-    if stdin is not None:
+    if stdin is not None and process.stdin is not None:
         try:
             process.stdin.write(stdin)
             process.stdin.close()
         except BrokenPipeError:
             pass  # docker exited before reading; its output says why
-    for line in process.stdout:
+    for line in process.stdout or ():
         say(line.rstrip("\r\n"))
     code = process.wait()
     if code != 0:

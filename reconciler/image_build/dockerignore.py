@@ -98,7 +98,7 @@ class Pattern:
         if self.kind == "suffix":
             suffix = self.text[2:]
             return path.endswith(suffix) or (suffix[:1] == "/" and path == suffix[1:])
-        return self.regexp.fullmatch(path) is not None
+        return self.regexp is not None and self.regexp.fullmatch(path) is not None
 
 
 def _translate(pattern: str) -> tuple[str, str]:
@@ -208,9 +208,9 @@ class Matcher:
         down so that each pattern is tried once per path, not once per ancestor."""
         if parent is None:
             parent = self._ancestors(path)
-        matched = tuple(was or p.matches(path) for was, p in zip(parent, self.patterns))
+        matched = tuple(was or p.matches(path) for was, p in zip(parent, self.patterns, strict=True))
         excluded = False
-        for hit, pattern in zip(matched, self.patterns):
+        for hit, pattern in zip(matched, self.patterns, strict=True):
             if hit:
                 excluded = not pattern.exclusion
         return excluded, matched

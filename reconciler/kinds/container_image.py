@@ -21,6 +21,7 @@ from reconciler.diff import Field
 from reconciler.errors import ReconcileError
 from reconciler.image_build import docker
 from reconciler.image_build.context import BuildSpec, build_spec, content_hash, content_tag
+from reconciler.kinds.defaults import keep_desired
 
 TYPE = "container_image"
 SERVICE = "ecr"
@@ -182,3 +183,10 @@ def _login(clients, executable: str, *, registry: str) -> None:
 
 def update(clients, want: dict, have: dict, paths) -> None:
     raise ReconcileError(f"{TYPE}.{want['name']} has nothing to update in place")
+
+
+# The interface's optional members this kind has no use for (kinds.Kind).
+CREATE_CALL_FIELDS: tuple[str, ...] = ()
+REPLACE_ON_CHANGE = False
+resolve = keep_desired
+delete = None  # images go with their repository (destroy)

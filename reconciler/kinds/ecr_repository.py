@@ -10,6 +10,7 @@ import json
 
 from reconciler.aws import absent_on, fan_out
 from reconciler.diff import Field
+from reconciler.kinds.defaults import keep_desired, no_note
 from reconciler.normalize import canonical_lifecycle_policy, desired_tags, tags_from_aws, tags_to_aws
 
 TYPE = "ecr_repository"
@@ -40,7 +41,7 @@ def desired(spec, target) -> dict:
     }
 
 
-def lifecycle_policy(keep: int) -> dict:
+def lifecycle_policy(keep: int) -> dict | None:
     """Expire untagged images, and content-tagged builds beyond the newest `keep`. Images that
     carry only other tags (a release tag pushed by hand) are never expired by it."""
     return canonical_lifecycle_policy({"rules": [
@@ -120,3 +121,10 @@ def image_count(clients, have: dict) -> int:
 def delete(clients, have: dict) -> None:
     # `force` is set only by destroy --force; without it ECR refuses a repository holding images.
     clients.ecr.delete_repository(repositoryName=have["name"], force=bool(have.get("force")))
+
+
+# The interface's optional members this kind has no use for (kinds.Kind).
+CREATE_ON_CHANGE = False
+REPLACE_ON_CHANGE = False
+resolve = keep_desired
+note = no_note

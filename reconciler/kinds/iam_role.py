@@ -7,11 +7,13 @@ runtime can never reach the tool's own records under canvas/.
 """
 from __future__ import annotations
 
+import functools
 import json
 
 from reconciler.aws import absent_on, at_once, fan_out
 from reconciler.diff import Field
 from reconciler.errors import ReconcileError
+from reconciler.kinds.defaults import keep_desired, no_note
 from reconciler.normalize import canonical_policy, desired_tags, partition, policy_identity, tags_from_aws, tags_to_aws
 
 TYPE = "iam_role"
@@ -87,14 +89,17 @@ def _check_policies_exist(iam, want: dict, live: dict | None) -> None:
     to_attach = sorted(set(want.get("managed_policies") or ()) - attached)
     if not to_attach:
         return
-    found = fan_out({arn: lambda arn=arn: absent_on(("NoSuchEntity",), lambda: iam.get_policy(PolicyArn=arn))
-                     for arn in to_attach})
+    found = fan_out({arn: functools.partial(_policy, iam, arn) for arn in to_attach})
     missing = [arn for arn in to_attach if found[arn] is None]
     if missing:
         raise ReconcileError(
             f"role.managed_policies: {', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not exist in "
             "this account (iam:GetPolicy answered NoSuchEntity); check the ARN — AWS managed policies are "
             "arn:aws:iam::aws:policy/..., yours arn:aws:iam::<account>:policy/...")
+
+
+def _policy(iam, arn: str) -> dict | None:
+    return absent_on(("NoSuchEntity",), lambda: iam.get_policy(PolicyArn=arn))
 
 
 def _read_role(iam, role_name: str) -> dict | None:
@@ -109,10 +114,8 @@ def _read_role(iam, role_name: str) -> dict | None:
         return None
     role = answer["Role"]
     lists = {"managed": reads["managed"].result(), "inline": reads["inline"].result()}
-    inline = fan_out({
-        policy: lambda policy=policy: iam.get_role_policy(RoleName=role_name, PolicyName=policy)["PolicyDocument"]
-        for policy in lists["inline"]
-    })
+    inline = fan_out({policy: functools.partial(_inline_document, iam, role_name, policy)
+                      for policy in lists["inline"]})
     return {
         "name": role["RoleName"],
         "arn": role["Arn"],
@@ -122,6 +125,10 @@ def _read_role(iam, role_name: str) -> dict | None:
         # GetRole carries the role's tags (up to 50, IAM's limit), saving a ListRoleTags round trip.
         "tags": tags_from_aws(role.get("Tags")),
     }
+
+
+def _inline_document(iam, role_name: str, policy: str) -> dict:
+    return iam.get_role_policy(RoleName=role_name, PolicyName=policy)["PolicyDocument"]
 
 
 def _attached_policies(iam, role_name: str) -> list[str]:
@@ -180,3 +187,10 @@ def delete(clients, have: dict) -> None:
     for policy in _inline_policy_names(iam, role_name):
         iam.delete_role_policy(RoleName=role_name, PolicyName=policy)
     iam.delete_role(RoleName=role_name)
+
+
+# The interface's optional members this kind has no use for (kinds.Kind).
+CREATE_ON_CHANGE = False
+REPLACE_ON_CHANGE = False
+resolve = keep_desired
+note = no_note

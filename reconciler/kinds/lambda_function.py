@@ -12,10 +12,13 @@ step has pushed it.
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 from reconciler.aws import absent_on, error_code, error_message, retry
 from reconciler.diff import Field
 from reconciler.errors import ReconcileError
 from reconciler.kinds import container_image
+from reconciler.kinds.defaults import no_note
 from reconciler.normalize import desired_tags, looks_secret
 
 TYPE = "lambda_function"
@@ -64,16 +67,17 @@ def desired(spec, target) -> dict:
     }
 
 
-def resolve(want: dict, lives: dict) -> dict:
+def resolve(want: dict, lives: Mapping[str, dict | None]) -> dict:
     image = lives.get(f"{container_image.TYPE}.{want['image']}")
-    if not container_image.is_current(want.get("image_from_build"), image):
+    if not container_image.is_current(bool(want.get("image_from_build")), image):
         # A build is pending: the digest exists only once it is pushed, and apply reads it then.
         return {**want, "image_digest": container_image.AFTER_BUILD}
     return {**want, "image_digest": image["digest"] if image else None}
 
 
 def read(clients, want: dict) -> dict | None:
-    answer = absent_on(("ResourceNotFoundException",), lambda: clients.awslambda.get_function(FunctionName=want["name"]))
+    answer = absent_on(("ResourceNotFoundException",),
+                       lambda: clients.awslambda.get_function(FunctionName=want["name"]))
     if answer is None:
         return None
     config, code = answer["Configuration"], answer.get("Code", {})
@@ -220,3 +224,9 @@ def wait_settled(clients, name: str, *, budget: float = 120.0, every: float = 2.
 
 def delete(clients, have: dict) -> None:
     clients.awslambda.delete_function(FunctionName=have["name"])
+
+
+# The interface's optional members this kind has no use for (kinds.Kind).
+CREATE_ON_CHANGE = False
+REPLACE_ON_CHANGE = False
+note = no_note

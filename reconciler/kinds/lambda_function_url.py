@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from reconciler.aws import absent_on
 from reconciler.diff import Field
+from reconciler.kinds.defaults import keep_desired, no_note
 
 TYPE = "lambda_function_url"
 SERVICE = "lambda"
@@ -21,7 +22,8 @@ FIELDS = (
     Field("auth_type"),
     Field("invoke_mode"),
     Field("cors.allow_origins", unordered=True),
-    Field("cors.allow_methods", unordered=True, compare_as=lambda v: None if v is None else sorted({m.upper() for m in v})),
+    Field("cors.allow_methods", unordered=True,
+          compare_as=lambda v: None if v is None else sorted({m.upper() for m in v})),
     Field("cors.allow_headers", compare_as=_lowered),
     Field("cors.expose_headers", compare_as=_lowered),
     Field("cors.max_age"),
@@ -66,7 +68,8 @@ def read(clients, want: dict) -> dict | None:
 def _cors(want: dict, have: dict | None) -> dict:
     """The whole Cors block to send: canvas.yaml's values over the live ones it leaves unset,
     since the API replaces the block as a whole."""
-    merged = {**((have or {}).get("cors") or {}), **{k: v for k, v in (want.get("cors") or {}).items() if v is not None}}
+    declared = {k: v for k, v in (want.get("cors") or {}).items() if v is not None}
+    merged = {**((have or {}).get("cors") or {}), **declared}
     return {_CORS[key]: value for key, value in merged.items() if value not in (None, [])}
 
 
@@ -90,3 +93,11 @@ def update(clients, want: dict, have: dict, paths) -> None:
 
 def delete(clients, have: dict) -> None:
     clients.awslambda.delete_function_url_config(FunctionName=have["name"])
+
+
+# The interface's optional members this kind has no use for (kinds.Kind).
+CREATE_CALL_FIELDS: tuple[str, ...] = ()
+CREATE_ON_CHANGE = False
+REPLACE_ON_CHANGE = False
+resolve = keep_desired
+note = no_note

@@ -15,6 +15,7 @@ import json
 
 from reconciler.aws import absent_on
 from reconciler.diff import Field
+from reconciler.kinds.defaults import keep_desired, no_note
 
 TYPE = "lambda_permission"
 SERVICE = "lambda"
@@ -30,7 +31,7 @@ FIELDS = (
     Field("invoked_via_function_url"),
 )
 
-_STATEMENTS = {
+_STATEMENTS: dict[str, dict] = {
     URL_ACCESS: {"action": "lambda:InvokeFunctionUrl", "principal": "*", "function_url_auth_type": "NONE"},
     URL_INVOKE: {"action": "lambda:InvokeFunction", "principal": "*", "invoked_via_function_url": True},
 }
@@ -58,7 +59,8 @@ def read(clients, want: dict) -> dict | None:
 
 def normalize_statement(statement: dict) -> dict:
     condition = statement.get("Condition") or {}
-    auth_type = condition.get("StringEquals", {}).get("lambda:FunctionUrlAuthType", statement.get("FunctionUrlAuthType"))
+    auth_type = condition.get("StringEquals", {}).get("lambda:FunctionUrlAuthType",
+                                                      statement.get("FunctionUrlAuthType"))
     via_url = condition.get("Bool", {}).get("lambda:InvokedViaFunctionUrl", statement.get("InvokedViaFunctionUrl"))
     action = statement.get("Action")
     if isinstance(action, list) and len(action) == 1:
@@ -91,3 +93,11 @@ def create(clients, want: dict) -> None:
 
 def delete(clients, have: dict) -> None:
     clients.awslambda.remove_permission(FunctionName=have["function"], StatementId=have["name"])
+
+
+# The interface's optional members this kind has no use for (kinds.Kind).
+CREATE_CALL_FIELDS: tuple[str, ...] = ()
+CREATE_ON_CHANGE = False
+resolve = keep_desired
+note = no_note
+update = None  # a statement cannot be edited: a changed one is replaced (REPLACE_ON_CHANGE)

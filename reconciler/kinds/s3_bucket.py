@@ -8,6 +8,7 @@ from __future__ import annotations
 from reconciler.aws import absent_on, at_once
 from reconciler.diff import Field
 from reconciler.errors import ReconcileError
+from reconciler.kinds.defaults import keep_desired, no_note
 from reconciler.normalize import desired_tags, tags_from_aws, tags_to_aws
 
 TYPE = "s3_bucket"
@@ -85,7 +86,7 @@ def _read_public_access_block(s3, bucket: str):
     flags = [config.get(flag, False) for flag in _PAB_FLAGS]
     if all(flags) or not any(flags):
         return all(flags)
-    on = [flag for flag, value in zip(_PAB_FLAGS, flags) if value]
+    on = [flag for flag, value in zip(_PAB_FLAGS, flags, strict=True) if value]
     return "partial: " + ", ".join(on)
 
 
@@ -157,3 +158,11 @@ def empty_and_delete(clients, have: dict) -> None:
         if doomed:  # a page holds at most 1,000 entries, DeleteObjects' own limit
             s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed, "Quiet": True})
     s3.delete_bucket(Bucket=bucket)
+
+
+# The interface's optional members this kind has no use for (kinds.Kind).
+CREATE_ON_CHANGE = False
+REPLACE_ON_CHANGE = False
+resolve = keep_desired
+note = no_note
+delete = None  # apply never deletes the bucket: it holds the database (destroy --delete-bucket)
