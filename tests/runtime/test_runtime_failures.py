@@ -6,32 +6,13 @@ import logging
 import os
 import sys
 import threading
-from http import HTTPStatus
 
-from runtime_testkit import KEY, wait_for
+from runtime_testkit import KEY, error_line, generic_id, wait_for
 
 from runtime.config import Config
 from runtime.core import Runtime
 
 APP_SECRET = "probe app:"  # every line the probe app prints starts so
-
-
-def generic_id(response, status: int, *never: str) -> str:
-    """The body is exactly the status line and a request id; returns the id."""
-    assert response.status == status
-    body = response.json()
-    assert body == {"error": f"{status} {HTTPStatus(status).phrase}", "requestId": body["requestId"]}
-    for secret in never:
-        assert secret not in response.body.decode()
-    return body["requestId"]
-
-
-def error_line(log: str, *, status: int, request_id: str, cause: str) -> str:
-    """The one error line for this request; also: no other request's 5xx line exists."""
-    lines = [line for line in log.splitlines() if "canvas-runtime " in line]
-    assert len(lines) == 1, lines
-    assert f"ERROR runtime.failures: canvas-runtime {status} request={request_id} cause={cause}: " in lines[0]
-    return lines[0]
 
 
 def test_missing_bucket(start_runtime, probe_env):

@@ -1,39 +1,10 @@
 """The Lambda entry point itself, ``runtime.handler.handler``, called in-process with Function URL
 events, exactly as the runtime interface client calls it."""
-import base64
 import json
-import sys
 
-import pytest
-from runtime_testkit import TASKBOARD, free_port
+from runtime_testkit import function_url_event
 
 from runtime import handler as lambda_handler
-
-
-def function_url_event(method, path, body=None, query="", cookies=None):
-    event = {"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
-             "headers": {"host": "abc.lambda-url.us-west-2.on.aws", "content-type": "application/json"},
-             "requestContext": {"http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                                         "sourceIp": "203.0.113.9", "userAgent": "test"}},
-             "isBase64Encoded": False}
-    if body is not None:
-        event["body"] = base64.b64encode(json.dumps(body).encode()).decode()
-        event["isBase64Encoded"] = True
-    if cookies:
-        event["cookies"] = cookies
-    return event
-
-
-@pytest.fixture
-def lambda_env(s3, monkeypatch, tmp_path):
-    for name, value in {"S3_BUCKET_NAME": s3.bucket, "S3_DB_KEY": s3.key, "DB_PATH": str(tmp_path / "tmp" / "db"),
-                        "APP_COMMAND": f"{sys.executable} {TASKBOARD}", "PORT": str(free_port()),
-                        "READY_PATH": "/healthz"}.items():
-        monkeypatch.setenv(name, value)
-    yield
-    if lambda_handler._runtime is not None:
-        lambda_handler._runtime.shutdown()
-    lambda_handler._runtime = None
 
 
 def test_handler_serves_function_url_events(s3, lambda_env):
