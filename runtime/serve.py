@@ -52,7 +52,8 @@ class _Handler(BaseHTTPRequestHandler):
                                        detail=f"malformed request body: {error}"))
             return
         event = event_from_http(method=self.command, target=self._target(), headers=self.headers.items(),
-                                body=body, source_ip=self.client_address[0], protocol=self.request_version)
+                                body=body, source_ip=self.client_address[0], protocol=self.request_version,
+                                server=(self.server.server_address[0], self.server.server_port))
         size = payload_size(event)
         if size > MAX_PAYLOAD_BYTES:
             # The limit is on the event, as a real Function URL applies it: a binary body travels
