@@ -53,10 +53,14 @@ class AppProcess:
             raise AppError(str(error)) from None
         try:
             self.process = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as error:
             raise AppError(f"could not start APP_COMMAND {self.command[0]!r}: {error}") from None
-        threading.Thread(target=self._pump, args=(self.process,), name="app-output", daemon=True).start()
+        # Separate pipes so a log filter can tell the app's errors (stderr: console.error, Python
+        # tracebacks) from its ordinary output; one tail keeps both, interleaved as they arrived.
+        for stream, level, name in ((self.process.stdout, logging.INFO, "app-stdout"),
+                                    (self.process.stderr, logging.WARNING, "app-stderr")):
+            threading.Thread(target=self._pump, args=(stream, level), name=name, daemon=True).start()
         self._wait_ready()
         self._check_owner()
         log.info("app ready on port %d (pid %d)", self.port, self.process.pid)
@@ -98,12 +102,13 @@ class AppProcess:
         finally:
             connection.close()
 
-    def _pump(self, process: subprocess.Popen) -> None:
-        """Forward the app's output to the log, keeping the tail for error messages."""
-        for raw in process.stdout:
+    def _pump(self, stream, level: int) -> None:
+        """Forward one of the app's streams to the log (stdout INFO, stderr WARNING), keeping the tail
+        for error messages."""
+        for raw in stream:
             line = raw.decode("utf-8", "replace").rstrip()
             self.output.append(line)
-            app_log.info("%s", line)
+            app_log.log(level, "%s", line)
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

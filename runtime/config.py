@@ -30,6 +30,9 @@ class Config:
     app_timeout: float = 60.0
     multipart_threshold: int = 8 * 1024 * 1024
     multipart_chunksize: int = 8 * 1024 * 1024
+    # Requests Lambda may run at once in this environment (Lambda Managed Instances set it): the
+    # runtime refuses to serve above 1, see core.Runtime.start.
+    max_concurrency: int = 1
 
     @property
     def state_path(self) -> str:
@@ -63,6 +66,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         app_timeout=_number(env, "APP_TIMEOUT", 60.0, float),
         multipart_threshold=_number(env, "S3_MULTIPART_THRESHOLD", 8 * 1024 * 1024, int),
         multipart_chunksize=_number(env, "S3_MULTIPART_CHUNKSIZE", 8 * 1024 * 1024, int),
+        max_concurrency=_number(env, "AWS_LAMBDA_MAX_CONCURRENCY", 1, int),
     )
 
 

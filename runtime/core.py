@@ -12,11 +12,10 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
-from runtime import ports
+from runtime import failures, ports
 from runtime.app_process import AppConnection, AppError, AppProcess, AppTimeout, app_environment
 from runtime.config import Config
-from runtime.events import (AppRequest, EventError, PayloadTooLarge, error_result, request_from_event,
-                            result_from_response)
+from runtime.events import AppRequest, EventError, PayloadTooLarge, request_from_event, result_from_response
 from runtime.replica import Outcome, Replica, Unavailable
 from runtime.store import ObjectStore
 
@@ -53,6 +52,9 @@ class Runtime:
 
         Raises Unavailable; the next call tries again from where it failed.
         """
+        if self.config.max_concurrency > 1:
+            # Before anything is restored or started: nothing to clean up, nothing to lose.
+            raise Unavailable(_concurrency_refusal(self.config.max_concurrency), cause="concurrency")
         if self._replica is None:
             if self._store is None:
                 self._store = ObjectStore(bucket=self.config.bucket, key=self.config.key,
@@ -66,7 +68,8 @@ class Runtime:
 
     def _start_app(self) -> None:
         if self._app is not None:
-            log.error("the app exited with code %s; restarting it. Its last output:\n%s",
+            # WARNING: the request still gets an answer; if it does not, its error line says so.
+            log.warning("the app exited with code %s; restarting it. Its last output:\n%s",
                       self._app.exit_code(), self._app.output_tail())
         if self._connection is not None:
             self._connection.close()
@@ -78,7 +81,7 @@ class Runtime:
         try:
             app.start()
         except AppError as error:
-            raise Unavailable(f"the app did not start: {error}") from None
+            raise Unavailable(f"the app did not start: {error}", cause="app-start-failed") from None
         self._connection = AppConnection(port, timeout=self.config.app_timeout)
 
     def shutdown(self) -> None:
@@ -105,65 +108,62 @@ class Runtime:
         """A Function URL event in, a Function URL result out; never raises."""
         with self._lock:
             started = time.monotonic()
+            request_id = failures.request_id_of(event)
             if self._closed:
-                return error_result(503, "the runtime is shutting down", headers={"retry-after": "1"})
+                return failures.answer(503, cause="shutting-down", request_id=request_id,
+                                       detail="the runtime is stopping", headers={"retry-after": "1"})
             try:
-                result = self._handle(event)
+                result = self._handle(event, request_id)
             except Exception:  # a bug, not a known failure: log it whole, answer without details
-                log.exception("unexpected error in the runtime")
-                result = error_result(500, "internal error in the runtime; see the function's log")
+                result = failures.answer(500, cause="runtime-bug", request_id=request_id,
+                                         detail="unexpected error in the runtime", exc_info=True)
             http = (event.get("requestContext") or {}).get("http") or {}
             # The path only: query strings and headers can carry tokens and never go to the log.
             log.info("%s %s -> %s (%.1f ms)", http.get("method"), event.get("rawPath"),
                      result["statusCode"], (time.monotonic() - started) * 1000)
             return result
 
-    def _handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+    def _handle(self, event: Mapping[str, Any], request_id: str) -> dict[str, Any]:
         try:
             request = request_from_event(event)
         except PayloadTooLarge as error:
-            return error_result(413, str(error))
+            return failures.answer(413, cause="request-too-large", request_id=request_id, detail=str(error))
         except EventError as error:
-            return error_result(400, str(error))
+            return failures.answer(400, cause="bad-event", request_id=request_id, detail=str(error))
         try:
             self.start()
             self._replica.refresh()
         except Unavailable as error:
-            # The caller may be anyone (auth_type NONE): the cause, with bucket and key, goes to
-            # the log under the request id, and the body says only where to look.
-            request_id = (event.get("requestContext") or {}).get("requestId") or "-"
-            log.error("answering 503 to request %s: %s", request_id, error)
-            return error_result(503, f"the database is unavailable; try again shortly (request id {request_id}: "
-                                     f"the function's log says why)", headers={"retry-after": "5"})
+            return failures.answer(503, cause=error.cause, request_id=request_id, detail=str(error),
+                                   headers={"retry-after": "5"})
         before = self._replica.version()
-        result = self._proxy(request)
-        return self._settle(request, result, changed=self._replica.version() != before)
+        result = self._proxy(request, request_id)
+        return self._settle(request, result, request_id=request_id, changed=self._replica.version() != before)
 
-    def _proxy(self, request: AppRequest) -> dict[str, Any]:
+    def _proxy(self, request: AppRequest, request_id: str) -> dict[str, Any]:
+        where = f"{request.method} {_path(request)}"
         try:
             return result_from_response(self._connection.send(request), head=request.method == "HEAD")
         except PayloadTooLarge as error:
-            return error_result(413, str(error))
+            return failures.answer(413, cause="response-too-large", request_id=request_id, detail=f"{where}: {error}")
         except AppTimeout as error:
-            log.error("%s %s: %s", request.method, _path(request), error)
-            return error_result(504, str(error))
+            return failures.answer(504, cause="app-timeout", request_id=request_id, detail=f"{where}: {error}")
         except AppError as error:
             if not self._app.exits_within(_CRASH_GRACE_SECONDS):
-                log.error("%s %s: %s", request.method, _path(request), error)
-                return error_result(502, f"the app failed to answer: {error}")
-            log.error("the app crashed (exit code %s) while handling %s %s", self._app.exit_code(),
-                      request.method, _path(request))
-            return self._restart_after_crash()
+                return failures.answer(502, cause="app-bad-answer", request_id=request_id, detail=f"{where}: {error}")
+            return self._restart_after_crash(where, request_id)
 
-    def _restart_after_crash(self) -> dict[str, Any]:
+    def _restart_after_crash(self, where: str, request_id: str) -> dict[str, Any]:
+        crash = f"the app crashed (exit code {self._app.exit_code()}) while handling {where}"
         try:
             self._start_app()
         except Unavailable as error:
-            log.error("restarting the app failed: %s", error)
-            return error_result(502, "the app crashed while handling this request and could not be restarted")
-        return error_result(502, "the app crashed while handling this request; it has been restarted")
+            return failures.answer(502, cause="app-crashed", request_id=request_id,
+                                   detail=f"{crash}; restarting it failed: {error}")
+        return failures.answer(502, cause="app-crashed", request_id=request_id, detail=f"{crash}; it was restarted")
 
-    def _settle(self, request: AppRequest, result: dict[str, Any], *, changed: bool) -> dict[str, Any]:
+    def _settle(self, request: AppRequest, result: dict[str, Any], *, request_id: str,
+                changed: bool) -> dict[str, Any]:
         """After the app answered: sync if due. If this write's own change could not be stored, the
         client is told: 409 when another environment wrote first, 503 when S3 failed."""
         self._replica.note_changes()
@@ -176,17 +176,19 @@ class Runtime:
         if outcome is Outcome.CONFLICT:
             self._reload_after_conflict()
             if own_write:
-                log.warning("write conflict on %s %s: another environment wrote first; this change was not "
-                            "kept; answering 409", request.method, _path(request))
-                return error_result(409, "another instance changed the data first, so this change was not kept; "
-                                         "retry the request", headers={"retry-after": "1"})
+                return failures.answer(409, cause="conflict", request_id=request_id,
+                                       detail=f"write conflict on {request.method} {_path(request)}: another "
+                                              f"environment wrote first; this change was not kept",
+                                       headers={"retry-after": "1"})
             log.warning("changes made by earlier reads were dropped while serving %s %s: another environment "
                         "wrote first", request.method, _path(request))
             return result
         if own_write:
-            return error_result(503, "the change could not be saved to S3, so it is not confirmed durable (it is "
-                                     "kept locally and retried); check its effect before retrying",
-                                headers={"retry-after": "5"})
+            return failures.answer(503, cause="sync-failed", request_id=request_id,
+                                   detail=f"{request.method} {_path(request)}: the change is not confirmed durable "
+                                          f"(kept locally, retried by the next request or the final sync): "
+                                          f"{self._replica.last_failure}",
+                                   headers={"retry-after": "5"})
         return result
 
     def _reload_after_conflict(self) -> None:
@@ -194,6 +196,17 @@ class Runtime:
             self._replica.refresh(after_conflict=True)
         except Unavailable as error:
             log.error("could not load the other environment's version after a conflict: %s", error)
+
+
+def _concurrency_refusal(limit: int) -> str:
+    # Measured under awslambdaric 4.x with AWS_LAMBDA_MAX_CONCURRENCY set: its workers share DB_PATH
+    # and PORT, the second app cannot bind, the first answers the second's readiness check, and the
+    # second restore swaps the file under the first — acknowledged writes went missing from S3.
+    return (f"AWS_LAMBDA_MAX_CONCURRENCY={limit}: this environment would run up to {limit} requests at once, "
+            f"but the runtime serializes requests over one SQLite file and one app port and needs one request "
+            f"per execution environment; refusing to serve (nothing was restored, no app started). Run the "
+            f"function without multi-concurrency (a standard Lambda function, or a Managed Instances "
+            f"capacity provider with a per-environment concurrency of 1)")
 
 
 def _path(request: AppRequest) -> str:

@@ -8,7 +8,8 @@ Pure functions, no I/O. Fidelity rules, each one a bug seen in other adapters:
 - every Set-Cookie goes to the result's ``cookies`` list; other repeated headers are comma-joined;
 - bodies are base64 in both directions when the content is binary (by Content-Type and
   Content-Encoding), plain text otherwise;
-- Function URL payloads are limited to 6 MB each way: an oversized one becomes a clear 413.
+- Function URL payloads are limited to 6 MB each way: an oversized one raises PayloadTooLarge
+  (the runtime answers 413 through runtime.failures, with the sizes in the log only).
 """
 from __future__ import annotations
 
@@ -120,7 +121,7 @@ def _request_headers(headers: Mapping[str, str], cookies: Iterable[str], *,
 
 
 def result_from_response(response: AppResponse, *, head: bool = False) -> dict[str, Any]:
-    """The Function URL result for the app's response; a 413 result if it is too large to return.
+    """The Function URL result for the app's response; PayloadTooLarge if it is too large to return.
     A HEAD answer keeps the app's Content-Length: it has no body to recompute it from."""
     headers, cookies = merge_response_headers(response.headers)
     if head:
@@ -137,7 +138,7 @@ def result_from_response(response: AppResponse, *, head: bool = False) -> dict[s
         "isBase64Encoded": text is None,
     }
     if payload_size(result) > MAX_PAYLOAD_BYTES:
-        return error_result(413, f"the app's response ({len(response.body)} bytes of body) exceeds the "
+        raise PayloadTooLarge(f"the app's response ({len(response.body)} bytes of body) exceeds the "
                                  f"Function URL limit of {MAX_PAYLOAD_BYTES} bytes; the request itself was processed")
     return result
 
@@ -187,13 +188,3 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 def payload_size(result: Mapping[str, Any]) -> int:
     return len(json.dumps(result, separators=(",", ":")).encode("utf-8"))
 
-
-def error_result(status: int, message: str, *, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """A JSON error result produced by the runtime itself (not the app)."""
-    return {
-        "statusCode": status,
-        "headers": {"content-type": "application/json", **(headers or {})},
-        "cookies": [],
-        "body": json.dumps({"error": message}),
-        "isBase64Encoded": False,
-    }

@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from runtime import logs
+from runtime import failures, logs
 from runtime.config import ConfigError, from_env
 from runtime.core import Runtime
-from runtime.events import error_result
 
 log = logging.getLogger(__name__)
 logs.configure()
@@ -27,6 +26,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         try:
             _runtime = Runtime(from_env())
         except ConfigError as error:
-            log.error("runtime misconfigured: %s", error)
-            return error_result(503, f"runtime misconfigured: {error}")
+            return failures.answer(503, cause="misconfigured", request_id=failures.request_id_of(event),
+                                   detail=f"runtime misconfigured: {error}")
     return _runtime.handle(event)

@@ -20,7 +20,7 @@ from typing import Callable
 from runtime import database, state
 from runtime.config import Config
 from runtime.database import ChangeWatcher, DatabaseError
-from runtime.store import UNCHANGED, Conflict, ObjectStore, Remote, StoreError
+from runtime.store import UNCHANGED, AccessDenied, BucketMissing, Conflict, ObjectStore, Remote, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,12 @@ DOWNLOAD_ATTEMPTS = 3
 
 
 class Unavailable(Exception):
-    """The database cannot be served right now; the message is safe to show the caller."""
+    """The database cannot be served right now. The message names the bucket and key: it is for
+    the log only. ``cause`` is the fixed word the runtime's error line carries (runtime.failures)."""
+
+    def __init__(self, message: str, *, cause: str = "db-unavailable") -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class Outcome(enum.Enum):
@@ -48,6 +53,7 @@ class Replica:
         self.store = store
         self.etag: str | None = None
         self.dirty = False
+        self.last_failure = ""  # why the last sync failed, for the error line of the answer it affects
         self._free_bytes = free_bytes
         self._clock = clock
         self._watcher: ChangeWatcher | None = None
@@ -106,7 +112,7 @@ class Replica:
                 return False
             raise Unavailable(f"the database object {self.store.where} was deleted while this environment "
                               f"was serving it; refusing to recreate it from a local copy — restore the object "
-                              f"(e.g. from a previous S3 version) or redeploy to start empty")
+                              f"(e.g. from a previous S3 version) or redeploy to start empty", cause="db-deleted")
         if self.dirty and not after_conflict:
             log.warning("another environment wrote %s (ETag %s); unsynced changes made by reads in this "
                         "environment are discarded in favour of it", self.store.where, remote.etag)
@@ -157,6 +163,7 @@ class Replica:
         except (StoreError, DatabaseError, sqlite3.Error, OSError) as error:
             log.error("sync of %s failed; the change stays unsynced and is retried on the next request "
                       "or at shutdown: %s", self.store.where, error)
+            self.last_failure = f"sync of {self.store.where} failed: {error}"
             return Outcome.FAILED
         finally:
             database.remove(self.config.snapshot_path)
@@ -177,7 +184,7 @@ class Replica:
         try:
             return self.store.probe(etag)
         except StoreError as error:
-            raise Unavailable(str(error)) from None
+            raise Unavailable(str(error), cause=_store_cause(error)) from None
 
     def _download_validated(self, remote: Remote) -> Remote:
         """Download ``remote`` (re-probing if it changes underway) and check it is a sound database."""
@@ -188,18 +195,19 @@ class Replica:
             except Conflict:
                 fresh = self._probe(None)
                 if fresh is None:
-                    raise Unavailable(f"{self.store.where} was deleted while it was being downloaded") from None
+                    raise Unavailable(f"{self.store.where} was deleted while it was being downloaded",
+                                      cause="db-deleted") from None
                 if attempt == DOWNLOAD_ATTEMPTS - 1:
                     raise Unavailable(f"{self.store.where} kept changing while it was being downloaded") from None
                 remote = fresh
             except StoreError as error:
-                raise Unavailable(str(error)) from None
+                raise Unavailable(str(error), cause=_store_cause(error)) from None
         try:
             database.validate(self.config.download_path, label=f"{self.store.where} (ETag {remote.etag})")
         except DatabaseError as error:
             database.remove(self.config.download_path)
             raise Unavailable(f"{error} — the object was left untouched; restore a good version of it "
-                              f"(e.g. from S3 versioning) and retry") from None
+                              f"(e.g. from S3 versioning) and retry", cause="db-corrupt") from None
         return remote
 
     def _require_space(self, needed: int, *, what: str) -> None:
@@ -265,3 +273,12 @@ def final_sync(config: Config, store: ObjectStore) -> Outcome | None:
                     dirty=False, fingerprint=marks).save(config.state_path)
     log.info("final sync: uploaded %s (ETag %s -> %s)", store.where, saved.etag, etag)
     return Outcome.SYNCED
+
+
+def _store_cause(error: StoreError) -> str:
+    """The error line's cause word for an S3 failure."""
+    if isinstance(error, BucketMissing):
+        return "bucket-missing"
+    if isinstance(error, AccessDenied):
+        return "s3-denied"
+    return "s3-unreachable"

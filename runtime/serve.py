@@ -15,7 +15,8 @@ from typing import Any, Mapping
 
 from runtime.config import ConfigError, from_env
 from runtime.core import Runtime
-from runtime.events import MAX_PAYLOAD_BYTES, PayloadTooLarge, error_result, payload_size
+from runtime import failures
+from runtime.events import MAX_PAYLOAD_BYTES, PayloadTooLarge, payload_size
 from runtime.function_url import event_from_http, http_from_result
 from runtime.replica import Unavailable
 
@@ -42,20 +43,24 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body()
         except PayloadTooLarge as error:
             self.close_connection = True  # an unread body must never be parsed as the next request
-            self._send(error_result(413, str(error)))
+            self._send(failures.answer(413, cause="request-too-large", request_id=failures.new_request_id(),
+                                       detail=str(error)))
             return
         except ValueError as error:
             self.close_connection = True
-            self._send(error_result(400, f"malformed request body: {error}"))
+            self._send(failures.answer(400, cause="bad-request", request_id=failures.new_request_id(),
+                                       detail=f"malformed request body: {error}"))
             return
         event = event_from_http(method=self.command, target=self._target(), headers=self.headers.items(),
-                                body=body, source_ip=self.client_address[0], protocol=self.request_version)
+                                body=body, source_ip=self.client_address[0], protocol=self.request_version,
+                                server=(self.server.server_address[0], self.server.server_port))
         size = payload_size(event)
         if size > MAX_PAYLOAD_BYTES:
             # The limit is on the event, as a real Function URL applies it: a binary body travels
             # base64 (a third larger), so a 4.8 MB upload is already over.
-            self._send(error_result(413, f"the request's event is {size} bytes (a binary body is sent base64, "
-                                         f"a third larger); Function URLs accept at most {MAX_PAYLOAD_BYTES}"))
+            self._send(failures.answer(413, cause="request-too-large", request_id=failures.request_id_of(event),
+                                       detail=f"the request's event is {size} bytes (a binary body is sent base64, "
+                                              f"a third larger); Function URLs accept at most {MAX_PAYLOAD_BYTES}"))
             return
         self._send(self.server.runtime.handle(event))
 

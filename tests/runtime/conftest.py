@@ -8,13 +8,17 @@ test here. A unique bucket isolates the tests just as well; it is emptied and de
 """
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from runtime_testkit import PROBE_APP, TASKBOARD, S3, RuntimeProcess, runtime_environment, serve_fake_extensions_api
+from runtime_testkit import (PROBE_APP, TASKBOARD, S3, RuntimeProcess, free_port, runtime_environment,
+                             serve_fake_extensions_api)
+
+from runtime import handler as lambda_handler
 
 
 @pytest.fixture
@@ -71,3 +75,14 @@ def extensions_api():
     api.stop()
 
 
+@pytest.fixture
+def lambda_env(s3, monkeypatch, tmp_path):
+    """The environment for runtime.handler.handler in-process; its Runtime is shut down afterwards."""
+    for name, value in {"S3_BUCKET_NAME": s3.bucket, "S3_DB_KEY": s3.key, "DB_PATH": str(tmp_path / "tmp" / "db"),
+                        "APP_COMMAND": f"{sys.executable} {TASKBOARD}", "PORT": str(free_port()),
+                        "READY_PATH": "/healthz"}.items():
+        monkeypatch.setenv(name, value)
+    yield
+    if lambda_handler._runtime is not None:
+        lambda_handler._runtime.shutdown()
+    lambda_handler._runtime = None

@@ -3,6 +3,7 @@ Extensions API. Imported by tests/runtime/conftest.py and the tests (pytest puts
 on sys.path); its name is unique so it cannot collide with other test directories."""
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -79,6 +81,39 @@ class Response:
 
     def json(self):
         return json.loads(self.body)
+
+
+def generic_id(response, status: int, *never: str) -> str:
+    """The body is exactly the status line and a request id; returns the id."""
+    assert response.status == status
+    body = response.json()
+    assert body == {"error": f"{status} {HTTPStatus(status).phrase}", "requestId": body["requestId"]}
+    for secret in never:
+        assert secret not in response.body.decode()
+    return body["requestId"]
+
+
+def error_line(log: str, *, status: int, request_id: str, cause: str) -> str:
+    """The one error line for this request; also: no other request's 5xx line exists."""
+    lines = [line for line in log.splitlines() if "canvas-runtime " in line]
+    assert len(lines) == 1, lines
+    assert f"ERROR runtime.failures: canvas-runtime {status} request={request_id} cause={cause}: " in lines[0]
+    return lines[0]
+
+
+def function_url_event(method, path, body=None, query="", cookies=None):
+    """A payload-2.0 event as a Function URL sends it (JSON body, base64 as the front end does)."""
+    event = {"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+             "headers": {"host": "abc.lambda-url.us-west-2.on.aws", "content-type": "application/json"},
+             "requestContext": {"http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                                         "sourceIp": "203.0.113.9", "userAgent": "test"}},
+             "isBase64Encoded": False}
+    if body is not None:
+        event["body"] = base64.b64encode(json.dumps(body).encode()).decode()
+        event["isBase64Encoded"] = True
+    if cookies:
+        event["cookies"] = cookies
+    return event
 
 
 class S3:

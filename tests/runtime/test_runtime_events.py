@@ -162,11 +162,10 @@ def test_request_at_the_limit_is_accepted():
     assert len(request_from_event(event(method="POST", body="x" * MAX_PAYLOAD_BYTES)).body) == MAX_PAYLOAD_BYTES
 
 
-def test_response_over_the_limit_becomes_a_413_result():
-    result = result_from_response(AppResponse(200, (("Content-Type", "application/octet-stream"),),
-                                              b"\0" * (5 * 1024 * 1024)))  # base64 makes it ~6.7 MB
-    assert result["statusCode"] == 413
-    assert "exceeds the Function URL limit" in json.loads(result["body"])["error"]
+def test_response_over_the_limit_is_refused():
+    with pytest.raises(PayloadTooLarge, match="exceeds the Function URL limit"):
+        result_from_response(AppResponse(200, (("Content-Type", "application/octet-stream"),),
+                                         b"\0" * (5 * 1024 * 1024)))  # base64 makes it ~6.7 MB
 
 
 # -- serve mode: the emulated Function URL front end ------------------------------------------
@@ -216,3 +215,18 @@ def test_round_trip_through_both_translations_keeps_the_request():
 def test_yaml_responses_travel_as_text_not_base64(media):
     result = result_from_response(AppResponse(200, (("Content-Type", media),), b"key: value\n"))
     assert result["isBase64Encoded"] is False and result["body"] == "key: value\n"
+
+
+def test_serve_mode_adds_the_forwarded_headers_a_function_url_adds():
+    produced = event_from_http(method="GET", target="/", headers=[("Host", "127.0.0.1:9000"),
+                                                                  ("X-Forwarded-For", "6.6.6.6")],
+                               body=b"", source_ip="192.0.2.7", server=("127.0.0.1", 9000))
+    assert {name: produced["headers"][name] for name in ("host", "x-forwarded-for", "x-forwarded-proto",
+                                                         "x-forwarded-port")} == {
+        "host": "127.0.0.1:9000", "x-forwarded-for": "192.0.2.7", "x-forwarded-proto": "http",
+        "x-forwarded-port": "9000"}  # the client's own X-Forwarded-For is not trusted
+
+
+def test_a_request_without_host_gets_the_servers_own():
+    produced = event_from_http(method="GET", target="/", headers=[], body=b"", server=("127.0.0.1", 9100))
+    assert produced["headers"]["host"] == "127.0.0.1:9100"

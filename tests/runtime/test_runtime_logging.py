@@ -1,6 +1,8 @@
 """Secrets never reach the log: not credentials, not request headers, cookies, query strings or bodies."""
 import signal
 
+from runtime_testkit import wait_for
+
 SECRETS = {
     "AWS_SECRET_ACCESS_KEY": "aws-secret-Zq81xk",
     "AWS_SESSION_TOKEN": "aws-session-Pp02mv",
@@ -20,3 +22,19 @@ def test_log_holds_no_credentials_headers_cookies_queries_or_bodies(s3, start_ru
     assert "POST /notes -> 201" in log and "synced" in log  # the log does describe what happened
     for secret in leaks + list(SECRETS.values()):
         assert secret not in log
+
+
+def test_the_apps_stderr_is_logged_at_warning_and_its_stdout_at_info(start_runtime, probe_env):
+    runtime = start_runtime(env=probe_env())
+    assert runtime.request("GET", "/stderr?text=marker-Mm31").status == 200
+
+    def levels():  # the app's message -> the level it was logged at ("<date> <time> LEVEL runtime.app: ...")
+        found = {}
+        for line in runtime.log().splitlines():
+            head, _, message = line.partition(" runtime.app: ")
+            if message in ("marker-Mm31", "err: marker-Mm31"):
+                found[message] = head.split()[-1]
+        return found if len(found) == 2 else None
+
+    found = wait_for(levels, timeout=10, what="both of the app's lines in the log")
+    assert found == {"marker-Mm31": "INFO", "err: marker-Mm31": "WARNING"}

@@ -14,6 +14,8 @@
     POST /gate               stores the note, then waits for $GATE_DIR/release before answering
                              (/gate?nowrite: only waits, the database is not touched)
     POST /crash              stores nothing; prints a line and exits with status 3 without answering
+    GET  /garbage            prints a line, answers bytes that are not HTTP and closes the connection
+    GET  /stderr?text=T      prints T to stdout and "err: T" to stderr, answers 200
 Like real app servers it keeps one long-lived SQLite connection, in WAL mode, at $DB_PATH.
 """
 import base64
@@ -21,6 +23,7 @@ import gzip
 import json
 import os
 import sqlite3
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -75,6 +78,16 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/gate":
                 self._wait_for_release()
             return self._send(201, body, [("Content-Type", "text/plain")])
+        if path == "/garbage":
+            print("probe app: answering garbage on purpose", flush=True)
+            self.wfile.write(b"this is not HTTP at all\r\n\r\n")
+            self.close_connection = True
+            return None
+        if path == "/stderr":
+            text = self.path.split("text=", 1)[1]
+            print(text, flush=True)
+            print(f"err: {text}", file=sys.stderr, flush=True)
+            return self._send(200, b"printed", [("Content-Type", "text/plain")])
         if path == "/crash":
             print("probe app: crashing on purpose", flush=True)
             os._exit(3)
