@@ -70,7 +70,8 @@ class AppProcess:
         while time.monotonic() < deadline:
             code = self.process.poll()
             if code is not None:
-                raise AppError(f"the app exited with code {code} before it was ready; its output:\n{self.output_tail()}")
+                raise AppError(f"the app exited with code {code} before it was ready; "
+                               f"its output:\n{self.output_tail()}")
             if self._answers():
                 return
             time.sleep(0.05)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Mapping
 
 # Locally the sample app runs with this very interpreter; the image sets APP_COMMAND itself.
-_SAMPLE_APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "taskboard", "app.py")
+_SAMPLE_APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "examples", "taskboard", "app.py")
 DEFAULT_APP_COMMAND = (sys.executable, _SAMPLE_APP)
 
 

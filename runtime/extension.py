@@ -113,7 +113,8 @@ def _final_sync(prepared: _Prepared) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.extension", description=__doc__.split("\n")[0])
-    parser.add_argument("--name", default=DEFAULT_NAME, help="extension name (must equal its file name in /opt/extensions)")
+    parser.add_argument("--name", default=DEFAULT_NAME,
+                        help="extension name (must equal its file name in /opt/extensions)")
     args = parser.parse_args(argv)
     logs.configure()
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API")

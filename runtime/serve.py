@@ -13,9 +13,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Mapping
 
+from runtime import failures
 from runtime.config import ConfigError, from_env
 from runtime.core import Runtime
-from runtime import failures
 from runtime.events import MAX_PAYLOAD_BYTES, PayloadTooLarge, payload_size
 from runtime.function_url import event_from_http, http_from_result
 from runtime.replica import Unavailable
