@@ -1,12 +1,10 @@
 """The app misbehaving: crashing mid-request (502 and a restart), dying between requests, never
 getting ready, exiting at start, answering too slowly."""
-import json
 import os
 import signal
 import sys
-import threading
 
-from runtime_testkit import wait_for
+from runtime_testkit import held_past_app_timeout, wait_for
 
 
 def test_app_crash_gives_502_and_a_restart(s3, start_runtime, probe_env):
@@ -78,13 +76,9 @@ def test_app_command_that_does_not_exist_gives_503(start_runtime, runtime_env):
 def test_app_too_slow_gives_504_and_the_write_it_made_is_still_synced(s3, start_runtime, probe_env):
     env = probe_env(APP_TIMEOUT="1")
     runtime = start_runtime(env=env)
-    result = {}
-    request = threading.Thread(target=lambda: result.update(response=runtime.request("POST", "/gate", "slow")))
-    request.start()
-    request.join(30)
-    open(os.path.join(env["GATE_DIR"], "release"), "w").close()
-    assert result["response"].status == 504
-    request_id = result["response"].json()["requestId"]
+    response = held_past_app_timeout(runtime, env["GATE_DIR"], "POST", "/gate", "slow")
+    assert response.status == 504
+    request_id = response.json()["requestId"]
     assert (f"canvas-runtime 504 request={request_id} cause=app-timeout: POST /gate: the app did not answer "
             f"within 1s (APP_TIMEOUT)") in runtime.log()
     assert s3.query("SELECT text FROM notes") == [("slow",)]  # committed by the app, so synced, not lost

@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 
-from runtime_testkit import KEY, error_line, generic_id, wait_for
+from runtime_testkit import KEY, error_line, generic_id, held_past_app_timeout, wait_for
 
 from runtime.config import Config
 from runtime.core import Runtime
@@ -56,12 +56,8 @@ def test_app_answering_garbage(start_runtime, probe_env):
 def test_app_timeout(start_runtime, probe_env):
     env = probe_env(APP_TIMEOUT="1")
     runtime = start_runtime(env=env)
-    result = {}
-    request = threading.Thread(target=lambda: result.update(response=runtime.request("POST", "/gate?nowrite", "x")))
-    request.start()
-    request.join(30)
-    open(os.path.join(env["GATE_DIR"], "release"), "w").close()
-    request_id = generic_id(result["response"], 504, "APP_TIMEOUT")
+    response = held_past_app_timeout(runtime, env["GATE_DIR"], "POST", "/gate?nowrite", "x")
+    request_id = generic_id(response, 504, "APP_TIMEOUT")
     error_line(runtime.log(), status=504, request_id=request_id, cause="app-timeout")
 
 
