@@ -12,7 +12,7 @@ from reconciler.errors import PlanError
 from reconciler.kinds import BY_TYPE, KINDS, Kind, container_image, ecr_repository, lambda_function, s3_bucket
 from reconciler.normalize import STACK_TAG
 from reconciler.plan import Action, Plan, ResourceChange
-from reconciler.planner import desired_resources, read_live
+from reconciler.planner import read_live
 from reconciler.target import Target
 
 
@@ -35,8 +35,7 @@ _FOLLOWS_FUNCTION = ("lambda_function_url", "lambda_permission")
 def build_destroy_plan(spec, clients, *, target: Target, force: bool, delete_bucket: bool) -> Plan:
     # Images go with their repository; leaving container_image out also spares destroy from
     # hashing a build context that may be long gone.
-    wants = desired_resources(spec, target, tuple(kind for kind in KINDS if kind is not container_image))
-    lives, problems = read_live(clients, wants)
+    wants, lives, problems = read_live(clients, spec, target, tuple(k for k in KINDS if k is not container_image))
     if problems:
         raise PlanError(problems)
     function = next((lives[f"{k.TYPE}.{w['name']}"] for k, w in wants if k is lambda_function), None)

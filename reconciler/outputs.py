@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from reconciler.errors import PlanError
 from reconciler.kinds import iam_role, lambda_function, lambda_function_url, s3_bucket
-from reconciler.planner import desired_resources, read_live
+from reconciler.planner import read_live
 from reconciler.target import Target
 
 NAMES = ("function_url", "bucket", "database_key", "role_arn", "function_arn", "image_digest")
@@ -11,8 +11,7 @@ _KINDS = (s3_bucket, iam_role, lambda_function, lambda_function_url)
 
 
 def read_outputs(spec, clients, *, target: Target) -> dict[str, str | None]:
-    wants = desired_resources(spec, target, _KINDS)
-    lives, problems = read_live(clients, wants)
+    wants, lives, problems = read_live(clients, spec, target, _KINDS)
     if problems:
         raise PlanError(problems)
     live = {kind.TYPE: lives[f"{kind.TYPE}.{want['name']}"] or {} for kind, want in wants}

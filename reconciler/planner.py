@@ -7,7 +7,7 @@ reported together.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -21,30 +21,15 @@ from reconciler.plan import Action, AttributeChange, Plan, ResourceChange
 from reconciler.record import read_baseline, with_causes
 from reconciler.target import Target, discover
 
-
-def desired_resources(spec, target: Target, kinds: tuple[Kind, ...] = KINDS) -> list[tuple[Kind, dict]]:
-    """(kind, desired document) for every resource canvas.yaml declares, in dependency order."""
-    out = []
-    for kind in kinds:
-        wanted = kind.desired(spec, target)
-        for want in wanted if isinstance(wanted, list) else [wanted] if wanted is not None else []:
-            out.append((kind, want))
-    return out
+Wanted = list[tuple[Kind, dict]]
 
 
-def read_live(clients, wants, *, max_workers: int | None = None) -> tuple[dict, list[str]]:
-    """{address: live document or None} for each wanted resource, read concurrently, and the problems."""
-    clients.warm({kind.SERVICE for kind, _ in wants})
-    with clients.shared_reads(), ThreadPoolExecutor(max_workers=max_workers or len(wants)) as pool:
-        futures = [pool.submit(kind.read, clients, want) for kind, want in wants]
-    lives, problems = {}, []
-    for (kind, want), future in zip(wants, futures, strict=True):
-        address = f"{kind.TYPE}.{want['name']}"
-        try:
-            lives[address] = future.result()
-        except Exception as exc:
-            problems.append(_read_problem(address, exc))
-    return lives, problems
+def read_live(clients, spec, target: Target, kinds: tuple[Kind, ...]) -> tuple[Wanted, dict, list[str]]:
+    """(kind, desired document) for every resource of `kinds` canvas.yaml declares, in dependency
+    order; {address: live document or None} for each read that worked; and the problems."""
+    with clients.shared_reads(), ThreadPoolExecutor(max_workers=len(kinds)) as pool:
+        jobs = _start_reads(pool, clients, spec, target, kinds)
+    return _gathered(kinds, jobs)
 
 
 def build_plan(spec, clients, *, region: str, kinds=KINDS, max_workers: int | None = None,
@@ -58,19 +43,11 @@ def build_plan(spec, clients, *, region: str, kinds=KINDS, max_workers: int | No
             account = pool.submit(lambda: discover(clients, region).account)
             target = Target(region=region, account=account)
         record = pool.submit(read_baseline, clients, bucket=spec.bucket["name"], stack=spec.stack)
-        jobs = [pool.submit(_desired_and_read, kind, spec, target, clients) for kind in kinds]
+        jobs = _start_reads(pool, clients, spec, target, kinds)
     failed = account.exception() if account is not None else None
     if failed is not None:
         _account_error(failed)  # one message, not the same failure per resource
-    wants, lives, problems = [], {}, []
-    for kind, job in zip(kinds, jobs, strict=True):
-        for want, have, error in job.result():
-            address = f"{kind.TYPE}.{want['name']}"
-            wants.append((kind, want))
-            if error is not None:
-                problems.append(_read_problem(address, error))
-            else:
-                lives[address] = have
+    wants, lives, problems = _gathered(kinds, jobs)
     baseline = record.result()
     changes, desired_state = [], {}
     for kind, want in wants:
@@ -117,7 +94,11 @@ def resource_change(kind, want: dict, have: dict | None) -> ResourceChange | Non
                           desired=want, live=have, note=note)
 
 
-def _desired_and_read(kind, spec, target: Target, clients) -> list[tuple[dict, dict | None, Exception | None]]:
+def _start_reads(pool: ThreadPoolExecutor, clients, spec, target: Target, kinds: tuple[Kind, ...]) -> list[Future]:
+    return [pool.submit(_desired_and_read, kind, spec, target, clients) for kind in kinds]
+
+
+def _desired_and_read(kind: Kind, spec, target: Target, clients) -> list[tuple[dict, dict | None, Exception | None]]:
     """(want, live, read error) for each resource of `kind` that canvas.yaml declares."""
     wanted = kind.desired(spec, target)
     out: list[tuple[dict, dict | None, Exception | None]] = []
@@ -127,6 +108,21 @@ def _desired_and_read(kind, spec, target: Target, clients) -> list[tuple[dict, d
         except Exception as exc:  # noqa: BLE001 - sorted into a problem or a bug by _read_problem
             out.append((want, None, exc))
     return out
+
+
+def _gathered(kinds: tuple[Kind, ...], jobs: list[Future]) -> tuple[Wanted, dict, list[str]]:
+    wants: Wanted = []
+    lives: dict[str, dict | None] = {}
+    problems: list[str] = []
+    for kind, job in zip(kinds, jobs, strict=True):
+        for want, have, error in job.result():
+            address = f"{kind.TYPE}.{want['name']}"
+            wants.append((kind, want))
+            if error is not None:
+                problems.append(_read_problem(address, error))
+            else:
+                lives[address] = have
+    return wants, lives, problems
 
 
 def discover_target(clients, region: str) -> Target:
