@@ -223,9 +223,7 @@ T = TypeVar("T")
 def fan_out(calls: dict[str, Callable[[], T]]) -> dict[str, T]:
     """Run independent read calls at once; a plan costs round trips, not CPU.
     The first exception (in the order given) is raised, as a plain sequence would."""
-    with ThreadPoolExecutor(max_workers=max(1, len(calls))) as pool:
-        futures = {key: pool.submit(call) for key, call in calls.items()}
-    return {key: future.result() for key, future in futures.items()}
+    return {key: future.result() for key, future in at_once(calls).items()}
 
 
 def at_once(calls: dict[str, Callable[[], T]]) -> dict[str, Future]:

@@ -180,7 +180,7 @@ def plan(file, region, profile, endpoint_url, as_json, detailed_exitcode, out) -
 @known_errors
 def apply(file, region, profile, endpoint_url, auto_approve, lock_timeout, plan_file) -> None:
     """Change live AWS so it matches canvas.yaml, only where it differs (or exactly as a saved plan says)."""
-    from reconciler import lock
+    from reconciler import lock, saved_plan
     from reconciler.apply import failure_report
     from reconciler.planner import build_plan
     from reconciler.render import render_text
@@ -188,16 +188,15 @@ def apply(file, region, profile, endpoint_url, auto_approve, lock_timeout, plan_
     from reconciler.target import Target
 
     timeout = lock.parse_timeout(lock_timeout)
-    saved = _load_saved(plan_file) if plan_file else None
+    saved = saved_plan.load(plan_file) if plan_file else None
     ctx = Context(file, region, profile, endpoint_url)
     clients = ctx.clients()
     result = build_plan(ctx.spec, clients, region=ctx.region)
-    account = result.account or ctx.target(clients).account  # build_plan always sets it
+    account = result.account
+    assert account is not None  # build_plan always reads it (STS); only destroy's plans lack it
     target = Target(region=ctx.region, account=account)  # the lock's re-plan needs no STS call
     text = render_text(result)
     if saved is not None:
-        from reconciler import saved_plan
-
         # The saved plan was the approval: no prompt, but only if it is still exactly what would happen.
         saved_plan.check_matches(saved, path=plan_file, spec=ctx.spec, region=ctx.region, account=account)
         saved_plan.check_fresh(saved, result, path=plan_file)
@@ -223,12 +222,6 @@ def apply(file, region, profile, endpoint_url, auto_approve, lock_timeout, plan_
     _recorded(outcome.recorded)
 
 
-def _load_saved(path: str) -> dict:
-    from reconciler import saved_plan
-
-    return saved_plan.load(path)
-
-
 @main.command()
 @click.argument("plan_file", metavar="PLAN_FILE")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as `plan --json` did.")
@@ -242,12 +235,7 @@ def show(plan_file, as_json) -> None:
     if as_json:
         click.echo(json.dumps(saved["plan"], indent=2))
         return
-    try:
-        revived = saved_plan.revive(saved)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise saved_plan.SavedPlanError(f"{plan_file} is not a complete saved plan ({type(exc).__name__}: "
-                                        f"{exc}); make the plan again") from exc
-    click.echo(saved_plan.header(saved, path=plan_file) + "\n" + render_text(revived))
+    click.echo(saved_plan.header(saved, path=plan_file) + "\n" + render_text(saved_plan.revive(saved, path=plan_file)))
 
 
 def _recorded(location: str | None) -> None:

@@ -127,8 +127,16 @@ def check_fresh(saved: dict, plan: Plan, *, path: str) -> None:
                         "\nMake and review the plan again.")
 
 
-def revive(saved: dict) -> Plan:
+def revive(saved: dict, *, path: str) -> Plan:
     """The saved plan as a Plan for render (values as saved: secrets already masked)."""
+    try:
+        return _revived(saved)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SavedPlanError(f"{path} is not a complete saved plan ({type(exc).__name__}: {exc}); "
+                             "make the plan again") from exc
+
+
+def _revived(saved: dict) -> Plan:
     body = saved["plan"]
     changes = tuple(
         ResourceChange(type=c["type"], name=c["name"], action=Action(c["action"]), note=c.get("note"),

@@ -41,7 +41,7 @@ def test_secrets_are_only_in_hashes_and_a_live_value_change_is_stale():
 
 
 def test_revived_it_renders_the_causes_and_masked_values_it_was_saved_with():
-    revived = saved_plan.revive(saved())
+    revived = saved_plan.revive(saved(), path="p")
     attrs = revived.changes[0].attributes
     assert [(a.path, a.before, a.after, a.cause) for a in attrs] == [
         ("memory", 2048, 1024, Cause.DRIFT), ("environment.API_TOKEN", "(sensitive)", "(sensitive)", Cause.SPEC)]
@@ -53,3 +53,10 @@ def test_a_file_too_large_to_be_a_plan_is_refused_without_parsing(tmp_path, monk
     path.write_text("{" + " " * 20 + "}")
     with pytest.raises(saved_plan.SavedPlanError, match="is not a saved plan \\(over 10 bytes\\)"):
         saved_plan.load(str(path))
+
+
+def test_a_saved_plan_whose_changes_do_not_read_back_is_one_clear_error():
+    broken = saved()
+    broken["plan"]["changes"][0]["action"] = "explode"
+    with pytest.raises(saved_plan.SavedPlanError, match="p is not a complete saved plan \\(ValueError: "):
+        saved_plan.revive(broken, path="p")
