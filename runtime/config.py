@@ -34,11 +34,21 @@ class Config:
     # Requests Lambda may run at once in this environment (Lambda Managed Instances set it): the
     # runtime refuses to serve above 1, see core.Runtime.start.
     max_concurrency: int = 1
+    # Compaction folds the log into a new base once it holds this many entries (runtime/DESIGN.md).
+    compact_entries: int = 100
+    # Unreferenced blobs are deleted only this long after they stopped being referenced (or were
+    # written, for ones never referenced): longer than Lambda's longest request (15 min).
+    gc_grace: float = 20 * 60.0
 
     @property
     def state_path(self) -> str:
         """Where the runtime leaves its sync state for the shutdown extension."""
         return self.db_path + ".sync-state.json"
+
+    @property
+    def shadow_path(self) -> str:
+        """The plain file holding exactly the state S3 holds (runtime/DESIGN.md, "the shadow")."""
+        return self.db_path + ".shadow"
 
     @property
     def snapshot_path(self) -> str:
@@ -68,6 +78,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         multipart_threshold=_number(env, "S3_MULTIPART_THRESHOLD", 8 * 1024 * 1024, int),
         multipart_chunksize=_number(env, "S3_MULTIPART_CHUNKSIZE", 8 * 1024 * 1024, int),
         max_concurrency=_number(env, "AWS_LAMBDA_MAX_CONCURRENCY", 1, int),
+        compact_entries=max(1, _number(env, "DB_COMPACT_ENTRIES", 100, int)),
+        gc_grace=_number(env, "DB_GC_GRACE_SECONDS", 20 * 60.0, float),
     )
 
 

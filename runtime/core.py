@@ -137,8 +137,12 @@ class Runtime:
             return failures.answer(503, cause=error.cause, request_id=request_id, detail=str(error),
                                    headers={"retry-after": "5"})
         before = self._replica.version()
-        result = self._proxy(request, request_id)
-        return self._settle(request, result, request_id=request_id, changed=self._replica.version() != before)
+        try:
+            result = self._proxy(request, request_id)
+            self._replica.note_changes()
+            return self._settle(request, result, request_id=request_id, changed=self._replica.version() != before)
+        finally:
+            self._replica.pin()
 
     def _proxy(self, request: AppRequest, request_id: str) -> dict[str, Any]:
         where = f"{request.method} {_path(request)}"
@@ -166,7 +170,6 @@ class Runtime:
                 changed: bool) -> dict[str, Any]:
         """After the app answered: sync if due. If this write's own change could not be stored, the
         client is told: 409 when another environment wrote first, 503 when S3 failed."""
-        self._replica.note_changes()
         if not self._replica.sync_due(write=request.is_write):
             return result
         outcome = self._replica.sync()

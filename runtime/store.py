@@ -58,6 +58,24 @@ class Remote:
     size: int
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """The head of the object at the database key: all of a manifest, or the start of a legacy file."""
+
+    etag: str
+    size: int  # the whole object's
+    head: bytes  # its first bytes (all of them when size <= len(head))
+
+    @property
+    def complete(self) -> bool:
+        return len(self.head) == self.size
+
+
+# A manifest is a few KB; reading this much at once gets all of one and only the start of a
+# legacy single-object database (which is then downloaded the streamed way).
+MANIFEST_READ_BYTES = 1024 * 1024
+
+
 class _Unchanged:
     def __repr__(self) -> str:
         return "UNCHANGED"
@@ -108,6 +126,136 @@ class ObjectStore:
         total = response.get("ContentRange", "").rpartition("/")[2]
         return Remote(etag=response["ETag"], size=int(total) if total.isdigit() else response["ContentLength"])
 
+    def fetch(self, etag: str | None) -> Fetched | _Unchanged | None:
+        """The object at the key unless it is still ``etag`` (UNCHANGED); None if there is none.
+
+        One conditional GET of at most MANIFEST_READ_BYTES; a larger manifest is read whole with
+        If-Match on the ETag this GET saw.
+        """
+        request = {"Bucket": self.bucket, "Key": self.key, "Range": f"bytes=0-{MANIFEST_READ_BYTES - 1}"}
+        if etag:
+            request["IfNoneMatch"] = etag
+        try:
+            response = self.client.get_object(**request)
+            head = response["Body"].read()
+        except ClientError as error:
+            if _status(error) == 304:
+                return UNCHANGED
+            if _code(error) in ("NoSuchKey", "404"):
+                return None
+            if _code(error) == "InvalidRange":
+                remote = self._head()
+                return Fetched(etag=remote.etag, size=0, head=b"") if remote else None
+            raise self._classify(error, "read") from None
+        except BotoCoreError as error:
+            raise StoreError(f"could not reach S3 to read {self.where}: {error}") from None
+        total = response.get("ContentRange", "").rpartition("/")[2]
+        size = int(total) if total.isdigit() else len(head)
+        fetched = Fetched(etag=response["ETag"], size=size, head=head)
+        if size > len(head) and not head.startswith(b"SQLite format 3\x00"):
+            return Fetched(etag=fetched.etag, size=size, head=self._whole(fetched.etag))
+        return fetched
+
+    def _whole(self, etag: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)["Body"].read()
+        except ClientError as error:
+            if _status(error) == 412:
+                raise Conflict(f"{self.where} changed while it was being read") from None
+            raise self._classify(error, "read") from None
+        except BotoCoreError as error:
+            raise StoreError(f"reading {self.where} failed: {error}") from None
+
+    def put(self, data: bytes, *, expected_etag: str | None) -> str:
+        """Replace the object at the key only if S3 still holds ``expected_etag`` (None: only if
+        there is none). Returns the new ETag."""
+        condition = {"IfMatch": expected_etag} if expected_etag else {"IfNoneMatch": "*"}
+        try:
+            with self._lock:  # no transfer's hooks may add their conditions to this call
+                return self.client.put_object(Bucket=self.bucket, Key=self.key, Body=data, **condition)["ETag"]
+        except ClientError as error:
+            raise self._classify(error, "commit", expected_etag=expected_etag) from None
+        except BotoCoreError as error:
+            raise StoreError(f"committing {self.where} failed: {error}") from None
+
+    # -- immutable blobs beside the key (runtime.layout) --------------------------------------
+
+    def put_blob(self, key: str, data: bytes) -> None:
+        """Create ``key`` with ``data``; a key is never overwritten (If-None-Match: *)."""
+        try:
+            with self._lock:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+        except ClientError as error:
+            if _status(error) == 412:
+                return  # a retry whose first attempt was stored: the key is unique to this upload
+            raise self._classify(error, "upload", key=key) from None
+        except BotoCoreError as error:
+            raise StoreError(f"uploading s3://{self.bucket}/{key} failed: {error}") from None
+
+    def upload_blob(self, key: str, path: str) -> None:
+        """Create ``key`` from a file, streamed (multipart above the threshold), never overwriting."""
+        with self._lock, _CallHooks(self.client.meta.events, _FINISHING_CALLS, {"IfNoneMatch": "*"}):
+            try:
+                self._transfer.upload(path, self.bucket, key).result()
+            except ClientError as error:
+                if _status(error) == 412:
+                    return  # as in put_blob: our own earlier attempt stored it
+                raise self._classify(error, "upload", key=key) from None
+            except (BotoCoreError, RetriesExceededError) as error:
+                raise StoreError(f"uploading s3://{self.bucket}/{key} failed: {error}") from None
+
+    def get_blob(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            raise self._classify(error, "download", key=key) from None
+        except BotoCoreError as error:
+            raise StoreError(f"downloading s3://{self.bucket}/{key} failed: {error}") from None
+
+    def download_blob(self, key: str, size: int, dest: str) -> None:
+        """Stream an immutable blob of known size into ``dest`` with parallel ranged GETs."""
+        try:
+            future = self._transfer.download(self.bucket, key, dest, subscribers=[_KnownSize(size)])
+            future.result()
+        except ClientError as error:
+            raise self._classify(error, "download", key=key) from None
+        except (BotoCoreError, RetriesExceededError, S3DownloadFailedError) as error:
+            raise StoreError(f"downloading s3://{self.bucket}/{key} failed: {error}") from None
+
+    def copy_to_blob(self, key: str, *, etag: str) -> None:
+        """Server-side copy of the object at the database key, exactly version ``etag``, to ``key``."""
+        try:
+            self._transfer.copy({"Bucket": self.bucket, "Key": self.key}, self.bucket, key,
+                                extra_args={"CopySourceIfMatch": etag}).result()
+        except ClientError as error:
+            if _status(error) == 412:
+                raise Conflict(f"{self.where} changed while it was being copied") from None
+            raise self._classify(error, "copy", key=key) from None
+        except (BotoCoreError, RetriesExceededError) as error:
+            raise StoreError(f"copying {self.where} to {key} failed: {error}") from None
+
+    def list_blobs(self, prefix: str) -> list[tuple[str, float]]:
+        """(key, last-modified epoch seconds) of every object under ``prefix``."""
+        found: list[tuple[str, float]] = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                found += [(item["Key"], item["LastModified"].timestamp()) for item in page.get("Contents", ())]
+        except ClientError as error:
+            raise self._classify(error, "list", key=prefix) from None
+        except BotoCoreError as error:
+            raise StoreError(f"listing s3://{self.bucket}/{prefix} failed: {error}") from None
+        return found
+
+    def delete_blobs(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start:start + 1000]]
+            try:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            except ClientError as error:
+                raise self._classify(error, "delete", key=batch[0]["Key"]) from None
+            except BotoCoreError as error:
+                raise StoreError(f"deleting under s3://{self.bucket}/ failed: {error}") from None
+
     def _head(self) -> Remote | None:
         try:
             response = self.client.head_object(Bucket=self.bucket, Key=self.key)
@@ -155,8 +303,14 @@ class ObjectStore:
             raise StoreError(f"S3 accepted the upload to {self.where} but returned no ETag")
         return captured["etag"]
 
-    def _classify(self, error: ClientError, action: str, *, expected_etag: str | None = None) -> StoreError:
+    def _classify(self, error: ClientError, action: str, *, expected_etag: str | None = None,
+                  key: str | None = None) -> StoreError:
         code, status = _code(error), _status(error)
+        where = f"s3://{self.bucket}/{key}" if key else self.where
+        if key and (status == 412 or code == "ConditionalRequestConflict"):
+            return Conflict(f"{action} of {where} refused: the key already exists ({code})")
+        if key and code in ("NoSuchKey", "404"):
+            return StoreError(f"{action} of {where} failed: it does not exist (deleted, or never written)")
         if status == 412 or code == "ConditionalRequestConflict":
             held = f"ETag {expected_etag}" if expected_etag else "no object"
             return Conflict(f"{action} of {self.where} refused: another writer changed it since this "
@@ -168,10 +322,11 @@ class ObjectStore:
             return BucketMissing(f"bucket {self.bucket!r} does not exist — check S3_BUCKET_NAME (and "
                                  f"AWS_ENDPOINT_URL / the region): `reconcile outputs` names the stack's bucket")
         if code in ("AccessDenied", "403", "AllAccessDisabled"):
-            return AccessDenied(f"{action} of {self.where} denied — check that the function's role "
-                                f"allows s3:GetObject and s3:PutObject on it")
+            return AccessDenied(f"{action} of {where} denied — check that the function's role allows "
+                                f"s3:GetObject and s3:PutObject on {self.key} and {self.key}.canvas/*, and "
+                                f"s3:DeleteObject on {self.key}.canvas/* (`reconcile plan` shows the derived policy)")
         message = error.response.get("Error", {}).get("Message", "")
-        return StoreError(f"{action} of {self.where} failed: {code} {message}".rstrip())
+        return StoreError(f"{action} of {where} failed: {code} {message}".rstrip())
 
     def close(self) -> None:
         self._transfer.shutdown()
@@ -218,6 +373,16 @@ class _KnownObject(BaseSubscriber):
     def on_queued(self, future: Any, **_: Any) -> None:
         future.meta.provide_transfer_size(self._remote.size)
         future.meta.provide_object_etag(self._remote.etag)
+
+
+class _KnownSize(BaseSubscriber):
+    """An immutable blob's size is in the manifest: no HEAD before the ranged GETs."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+
+    def on_queued(self, future: Any, **_: Any) -> None:
+        future.meta.provide_transfer_size(self._size)
 
 
 def make_client() -> Any:

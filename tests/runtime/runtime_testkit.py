@@ -159,10 +159,27 @@ class S3:
         return self.client.get_object(Bucket=self.bucket, Key=KEY)["Body"].read()
 
     def download(self) -> Path:
+        """The current state as one file: the object itself in the single-object layout, else the
+        manifest's base with its log applied (runtime.remote, as `reconcile db pull` does)."""
         self._downloads += 1
         path = self._tmp / f"s3-copy-{self._downloads}.db"
-        path.write_bytes(self.raw())
+        raw = self.raw()
+        if raw.startswith(b"SQLite format 3\x00") or not raw:
+            path.write_bytes(raw)
+            return path
+        from runtime import layout, remote
+        from runtime.store import ObjectStore
+        store = ObjectStore(bucket=self.bucket, key=KEY, multipart_threshold=8 << 20, multipart_chunksize=8 << 20,
+                            client=self.client)
+        try:
+            remote.materialize(store, layout.decode_manifest(raw, where=KEY), str(path))
+        finally:
+            store.close()
         return path
+
+    def manifest(self):
+        from runtime import layout
+        return layout.decode_manifest(self.raw(), where=KEY)
 
     def query(self, sql: str) -> list[tuple]:
         connection = sqlite3.connect(self.download())
@@ -180,7 +197,39 @@ class S3:
     def put_bytes(self, data: bytes) -> str:
         return self.client.put_object(Bucket=self.bucket, Key=KEY, Body=data)["ETag"]
 
+    def _store(self):
+        from runtime.store import ObjectStore
+        return ObjectStore(bucket=self.bucket, key=KEY, multipart_threshold=8 << 20, multipart_chunksize=8 << 20,
+                           client=self.client)
+
+    def put_database(self, path: Path, *, writer: str = "test-seed") -> str:
+        """Commit ``path`` as the database's new state, as an environment would (a conditional new
+        base in the manifest layout); returns the manifest's ETag."""
+        from runtime import remote
+        store = self._store()
+        try:
+            try:
+                head = remote.read_head(store, None)
+            except remote.Corrupt:  # a broken object: replaced, as a person restoring it would
+                head = remote.Head(etag=self.etag())
+            if head.legacy is not None:
+                head = remote.Head(etag=head.etag)
+            txid = head.manifest.txid + 1 if head.manifest else 1
+            committed = remote.commit_base(store, head, str(path), txid=txid, writer=writer)
+        finally:
+            store.close()
+        assert committed.etag is not None
+        return committed.etag
+
+    def seed_legacy_tasks(self, titles: list[str]) -> str:
+        """The seed guide's layout: the database as one plain object at the key."""
+        return self.put_file(self._tasks_file(titles))
+
     def seed_tasks(self, titles: list[str]) -> str:
+        """Commit a taskboard database holding ``titles``, as another environment would have left it."""
+        return self.put_database(self._tasks_file(titles))
+
+    def _tasks_file(self, titles: list[str]) -> Path:
         """Upload a taskboard database holding ``titles``, as another environment would have left it."""
         path = self._tmp / f"seed-{len(titles)}-{time.monotonic_ns()}.db"
         connection = sqlite3.connect(path)
@@ -189,16 +238,20 @@ class S3:
         connection.executemany("INSERT INTO tasks (title) VALUES (?)", [(t,) for t in titles])
         connection.commit()
         connection.close()
-        return self.put_file(path)
+        return path
 
     def edit(self, sql: str, params: tuple = ()) -> str:
-        """Another writer: download the current object, change it, upload it unconditionally."""
+        """Another writer: read the current state, change it, and commit it as that writer would —
+        a plain upload in the single-object layout, a conditional new base in the manifest layout."""
+        raw = self.raw()
         path = self.download()
         connection = sqlite3.connect(path)
         connection.execute(sql, params)
         connection.commit()
         connection.close()
-        return self.put_file(path)
+        if raw.startswith(b"SQLite format 3\x00") or not raw:
+            return self.put_file(path)
+        return self.put_database(path, writer="test-editor")
 
 
 class RuntimeProcess:
