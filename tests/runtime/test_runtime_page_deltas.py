@@ -77,7 +77,8 @@ def uploads(store):
 
 def gets(store):
     seen = []
-    store.client.meta.events.register("before-parameter-build.s3.GetObject", lambda params, **_: seen.append(params["Key"]))
+    store.client.meta.events.register("before-parameter-build.s3.GetObject",
+                                      lambda params, **_: seen.append(params["Key"]))
     return seen
 
 
