@@ -43,17 +43,21 @@ FIELDS = (
 
 
 def database_policy(bucket: str, key: str, region: str) -> dict:
+    """Exactly what the runtime's page-delta layout uses (runtime/layout.py): the manifest at
+    ``key`` and the immutable blobs under ``<key>.canvas/``, which garbage collection deletes."""
     arn = f"arn:{partition(region)}:s3:::{bucket}"
+    blobs = f"{arn}/{key}.canvas/*"
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "ReadWriteDatabaseObject",
+                "Sid": "ReadWriteDatabase",
                 "Effect": "Allow",
                 # HEAD is authorised by s3:GetObject; there is no s3:HeadObject action.
                 "Action": ["s3:GetObject", "s3:PutObject"],
-                "Resource": f"{arn}/{key}",
+                "Resource": [f"{arn}/{key}", blobs],
             },
+            {"Sid": "CollectDatabaseGarbage", "Effect": "Allow", "Action": "s3:DeleteObject", "Resource": blobs},
             {"Sid": "ListDatabaseBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arn},
         ],
     }

@@ -55,7 +55,7 @@ def test_create_from_nothing_then_converged(canvas, console):
     assert [p["PolicyArn"] for p in attached] == [LAMBDA_BASIC]
     assert console.iam.list_role_policies(RoleName=role)["PolicyNames"] == [DATABASE_POLICY]
     # Least privilege: the guide's s3:HeadObject (not an IAM action) is not written.
-    assert _actions(_inline_policy(console)) == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    assert _actions(_inline_policy(console)) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
     assert console.role_tags() == {**USER_TAGS, "canvas:stack": STACK}
 
 
@@ -115,7 +115,7 @@ def test_drift_is_detected_and_repaired(canvas, console, drift, path, before, af
 
 def _actions_in_other_case(bucket):
     policy = least_privilege_policy(bucket)
-    policy["Statement"][1]["Action"] = ["S3:GetObject", "s3:putobject"]
+    policy["Statement"][2]["Action"] = ["S3:GetObject", "s3:putobject"]
     return policy
 
 
