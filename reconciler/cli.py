@@ -426,3 +426,32 @@ def _confirm(command: str = "apply", *, expected: str = "yes") -> None:
     if answer.strip() != expected:
         nothing = {"apply": "changed", "force-unlock": "removed"}.get(command, "deleted")
         raise ReconcileError(f"{command} cancelled; nothing was {nothing}")
+
+
+@main.group()
+def db() -> None:
+    """The live app's database in S3: download it as one file."""
+
+
+@db.command("pull")
+@common_options
+@click.option("-o", "--output", metavar="FILE", help="Where to write it (default: the key's file name, here).")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@known_errors
+def db_pull(file, region, profile, endpoint_url, output, force) -> None:
+    """Write the database's current state as one SQLite file that passes integrity_check."""
+    from reconciler import db as database
+
+    ctx = Context(file, region, profile, endpoint_url)
+    bucket, key = ctx.spec.bucket["name"], ctx.spec.bucket["database_key"]
+    target = output or database.default_output(key)
+    with click.progressbar(length=1, label=f"s3://{bucket}/{key}", file=sys.stderr) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        pulled = database.pull(ctx.clients().s3, bucket=bucket, key=key, output=target, overwrite=force,
+                               progress=progress)
+    layout = (f"txid {pulled.txid}: the base and {pulled.deltas} page deltas" if pulled.txid is not None
+              else "the single-object layout")
+    click.echo(f"Wrote {pulled.path} ({pulled.size:,} bytes; {layout}); PRAGMA integrity_check: ok.")

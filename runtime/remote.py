@@ -57,6 +57,13 @@ def read_head(store: ObjectStore, etag: str | None) -> Head | _Unchanged:
         raise Corrupt(str(error)) from None
 
 
+def read_current(store: ObjectStore) -> Head:
+    """The head as it is now (an unconditional read)."""
+    head = read_head(store, None)
+    assert isinstance(head, Head)
+    return head
+
+
 def fetch_deltas(store: ObjectStore, entries: tuple[Blob, ...] | list[Blob]) -> list[Delta]:
     """The log entries' deltas, fetched in parallel and each checked against the manifest."""
     def one(entry: Blob) -> Delta:
@@ -84,9 +91,7 @@ def materialize(store: ObjectStore, manifest: Manifest, dest: str, *, progress: 
     if have_txid is not None and (have_txid >= manifest.base.txid and len(missing) == manifest.txid - have_txid):
         deltas_needed = missing
     else:
-        _download_base(store, manifest.base, dest)
-        if progress:
-            progress(manifest.base.size)
+        _download_base(store, manifest.base, dest, progress=progress)
         deltas_needed = list(manifest.log)
     for delta in fetch_deltas(store, deltas_needed):
         pages.apply(dest, delta)
@@ -96,9 +101,9 @@ def materialize(store: ObjectStore, manifest: Manifest, dest: str, *, progress: 
                       f"not the {expected} its manifest records")
 
 
-def _download_base(store: ObjectStore, base: Blob, dest: str) -> None:
+def _download_base(store: ObjectStore, base: Blob, dest: str, *, progress: Callable[[int], None] | None) -> None:
     try:
-        store.download_blob(base.key, base.size, dest)
+        store.download_blob(base.key, base.size, dest, progress=progress)
     except StoreError as error:
         if "does not exist" in str(error):
             raise Corrupt(f"{store.where} names base {base.key}, which is missing: {error}") from None

@@ -19,7 +19,7 @@ import itertools
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import boto3
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
@@ -212,10 +212,11 @@ class ObjectStore:
         except BotoCoreError as error:
             raise StoreError(f"downloading s3://{self.bucket}/{key} failed: {error}") from None
 
-    def download_blob(self, key: str, size: int, dest: str) -> None:
-        """Stream an immutable blob of known size into ``dest`` with parallel ranged GETs."""
+    def download_blob(self, key: str, size: int, dest: str, *, progress: Callable[[int], None] | None = None) -> None:
+        """Stream an immutable blob of known size into ``dest`` with parallel ranged GETs;
+        ``progress`` is told each chunk's byte count as it lands."""
         try:
-            future = self._transfer.download(self.bucket, key, dest, subscribers=[_KnownSize(size)])
+            future = self._transfer.download(self.bucket, key, dest, subscribers=[_KnownSize(size, progress)])
             future.result()
         except ClientError as error:
             raise self._classify(error, "download", key=key) from None
@@ -360,7 +361,7 @@ class _CallHooks:
         params.update(self._params)
 
     def _capture_etag(self, parsed: dict[str, Any], **_: Any) -> None:
-        if parsed.get("ETag"):
+        if parsed.get("ETag") and self._captured is not None:
             self._captured["etag"] = parsed["ETag"]
 
 
@@ -378,11 +379,16 @@ class _KnownObject(BaseSubscriber):
 class _KnownSize(BaseSubscriber):
     """An immutable blob's size is in the manifest: no HEAD before the ranged GETs."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, progress: Callable[[int], None] | None = None) -> None:
         self._size = size
+        self._progress = progress
 
     def on_queued(self, future: Any, **_: Any) -> None:
         future.meta.provide_transfer_size(self._size)
+
+    def on_progress(self, future: Any, bytes_transferred: int, **_: Any) -> None:
+        if self._progress:
+            self._progress(bytes_transferred)
 
 
 def make_client() -> Any:

@@ -1,0 +1,115 @@
+"""`reconcile db pull` as a user runs it: the database the runtime keeps as a manifest, a base and
+page deltas (or still as one object) comes back as one ordinary SQLite file, or not at all."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from runtime import layout
+from runtime.config import Config
+from runtime.replica import Outcome, Replica
+from runtime.store import ObjectStore
+from tests.e2e.conftest import BUCKET, DB_KEY
+
+MB = 1024 * 1024
+
+
+@pytest.fixture
+def bucket(aws):
+    aws.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return aws.s3
+
+
+def seed_file(path, rows):
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("CREATE TABLE tasks (id INTEGER PRIMARY KEY, title TEXT)")
+    connection.executemany("INSERT INTO tasks (title) VALUES (?)", [(row,) for row in rows])
+    connection.commit()
+    connection.close()
+    return path
+
+
+@pytest.fixture
+def environment(bucket, tmp_path):
+    """The runtime's replica (in process) writing through the page-delta layout, as an app would."""
+    config = Config(bucket=BUCKET, key=DB_KEY, db_path=str(tmp_path / "env" / "db.sqlite"), app_command=("x",),
+                    port=0, ready_path="/", sync_interval=30)
+    store = ObjectStore(bucket=BUCKET, key=DB_KEY, multipart_threshold=8 * MB, multipart_chunksize=8 * MB)
+    replica = Replica(config, store)
+    yield replica
+    replica.close()
+    store.close()
+
+
+def commit_rows(replica, titles):
+    app = sqlite3.connect(replica.config.db_path, isolation_level=None)
+    for title in titles:
+        app.execute("INSERT INTO tasks (title) VALUES (?)", (title,))
+        replica.note_changes()
+        assert replica.sync() is Outcome.SYNCED
+        replica.pin()
+    app.close()
+
+
+def titles(path):
+    connection = sqlite3.connect(path)
+    try:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)  # one file, no -wal
+        return [title for (title,) in connection.execute("SELECT title FROM tasks ORDER BY id")]
+    finally:
+        connection.close()
+
+
+def test_pull_writes_the_current_state_of_base_and_deltas(canvas, reconcile, bucket, environment, tmp_path):
+    bucket.put_object(Bucket=BUCKET, Key=DB_KEY, Body=seed_file(tmp_path / "seed.db", ["alpha"]).read_bytes())
+    environment.restore()  # adopts the single object
+    commit_rows(environment, ["beta", "gamma"])
+    manifest = layout.decode_manifest(bucket.get_object(Bucket=BUCKET, Key=DB_KEY)["Body"].read(), where=DB_KEY)
+    assert len(manifest.log) == 2
+
+    run = reconcile("db", "pull", "-o", "copy.db")
+    assert run.code == 0, run.err
+    assert titles(tmp_path / "copy.db") == ["alpha", "beta", "gamma"]
+    assert f"txid {manifest.txid}: the base and 2 page deltas" in run.out
+    assert not (tmp_path / "copy.db.part").exists()
+
+
+def test_pull_of_the_single_object_layout_and_the_default_name(canvas, reconcile, bucket, tmp_path):
+    bucket.put_object(Bucket=BUCKET, Key=DB_KEY, Body=seed_file(tmp_path / "seed.db", ["only"]).read_bytes())
+    run = reconcile("db", "pull")
+    assert run.code == 0, run.err
+    assert titles(tmp_path / "taskManagement.db") == ["only"]
+    assert "the single-object layout" in run.out
+
+
+def test_pull_refuses_to_replace_a_file_unless_forced(canvas, reconcile, bucket, tmp_path):
+    bucket.put_object(Bucket=BUCKET, Key=DB_KEY, Body=seed_file(tmp_path / "seed.db", ["x"]).read_bytes())
+    (tmp_path / "mine.db").write_bytes(b"precious")
+    run = reconcile("db", "pull", "-o", "mine.db")
+    assert run.code == 1 and "mine.db already exists" in run.err and "--force" in run.err
+    assert "Traceback" not in run.err and (tmp_path / "mine.db").read_bytes() == b"precious"
+    assert reconcile("db", "pull", "-o", "mine.db", "--force").code == 0
+    assert titles(tmp_path / "mine.db") == ["x"]
+
+
+def test_pull_without_a_database_says_so(canvas, reconcile, bucket, tmp_path):
+    run = reconcile("db", "pull", "-o", "none.db")
+    assert run.code == 1 and "there is no database at" in run.err and "Traceback" not in run.err
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_pull_of_a_corrupt_delta_writes_nothing(canvas, reconcile, bucket, environment, tmp_path):
+    bucket.put_object(Bucket=BUCKET, Key=DB_KEY, Body=seed_file(tmp_path / "seed.db", ["alpha"]).read_bytes())
+    environment.restore()
+    commit_rows(environment, ["beta"])
+    manifest = layout.decode_manifest(bucket.get_object(Bucket=BUCKET, Key=DB_KEY)["Body"].read(), where=DB_KEY)
+    data = bucket.get_object(Bucket=BUCKET, Key=manifest.log[0].key)["Body"].read()
+    bucket.put_object(Bucket=BUCKET, Key=manifest.log[0].key, Body=data[:-3])
+    run = reconcile("db", "pull", "-o", "broken.db")
+    assert run.code == 1 and "truncated or corrupted" in run.err and "nothing was written" in run.err
+    assert "Traceback" not in run.err
+    assert not (tmp_path / "broken.db").exists() and not (tmp_path / "broken.db.part").exists()
