@@ -335,3 +335,35 @@ def test_compaction_that_loses_to_a_writer_changes_nothing(s3, make, tmp_path):
     s3.edit("INSERT INTO notes (text) VALUES ('theirs')")  # another writer moves on first
     assert remote.compact(replica.store, head, replica.config.shadow_path, writer="t", grace=0) is None
     assert rows(s3) == ["zero", "a", "theirs"]
+
+
+# -- through the real runtime (serve mode) ----------------------------------------------------
+
+def test_a_commit_whose_answer_is_lost_is_answered_201_not_409(s3, start_runtime, moto_server):
+    """The fault proxy lets S3 store the manifest, then resets the connection; botocore's retry
+    meets our own commit (412). The runtime finds its commit id in the manifest and answers 201."""
+    from tests.faults import FaultProxy
+
+    with FaultProxy(moto_server) as proxy:
+        runtime = start_runtime(AWS_ENDPOINT_URL=proxy.url)
+        assert runtime.post_json("/api/tasks", {"title": "first"}).status == 201
+        lost = proxy.add("reset_after", service="s3", operation="PutObject", contains=layout.FORMAT, agent=None)
+        before = s3.writes()
+        response = runtime.post_json("/api/tasks", {"title": "once"})
+        assert lost.fired == 1
+        assert response.status == 201, response.body
+        assert "was stored although its answer said otherwise" in runtime.log()
+    assert s3.writes() == before + 1
+    assert s3.query("SELECT title FROM tasks ORDER BY id") == [("first",), ("once",)]
+
+
+def test_writes_across_compactions_survive_kill9_and_a_cold_start_on_an_empty_tmp(s3, start_runtime):
+    first = start_runtime(DB_COMPACT_ENTRIES="2")
+    for n in range(5):
+        assert first.post_json("/api/tasks", {"title": f"t{n}"}).status == 201
+    assert "compacted" in first.log()
+    first.kill9()
+    second = start_runtime()
+    answer = second.request("GET", "/api/tasks")
+    assert [task["title"] for task in answer.json()] == [f"t{n}" for n in range(5)]
+    assert s3.integrity() == "ok"
