@@ -367,3 +367,39 @@ def test_writes_across_compactions_survive_kill9_and_a_cold_start_on_an_empty_tm
     answer = second.request("GET", "/api/tasks")
     assert [task["title"] for task in answer.json()] == [f"t{n}" for n in range(5)]
     assert s3.integrity() == "ok"
+
+
+@pytest.mark.parametrize("point", ["after-delta", "after-manifest"])
+def test_kill9_between_the_delta_and_the_commit_or_before_the_answer(s3, start_runtime, moto_server, point):
+    """Killed with the delta stored but no manifest: nothing was acknowledged and nothing appears.
+    Killed with the manifest stored but no answer sent: the write is committed, exactly once."""
+    from tests.faults import FaultProxy
+
+    with FaultProxy(moto_server) as proxy:
+        runtime = start_runtime(AWS_ENDPOINT_URL=proxy.url)
+        assert runtime.post_json("/api/tasks", {"title": "first"}).status == 201
+        held = proxy.add("hold_after", service="s3", operation="PutObject", agent=None, delay=20,
+                         contains=".canvas/log/" if point == "after-delta" else layout.FORMAT)
+        before = s3.writes()
+        import threading
+        answer = {}
+        request = threading.Thread(target=lambda: answer.update(r=_quiet_post(runtime, "maybe")))
+        request.start()
+        assert held.hit.wait(20)
+        runtime.kill9()
+        held.cancel()
+        request.join(30)
+    assert "r" not in answer or answer["r"] is None  # the client never got an acknowledgement
+    expected = ["first"] if point == "after-delta" else ["first", "maybe"]
+    assert s3.writes() == before + len(expected) - 1
+    survivor = start_runtime()
+    assert [task["title"] for task in survivor.request("GET", "/api/tasks").json()] == expected
+    assert survivor.post_json("/api/tasks", {"title": "next"}).status == 201
+    assert s3.query("SELECT title FROM tasks ORDER BY id") == [(t,) for t in expected + ["next"]]
+
+
+def _quiet_post(runtime, title):
+    try:
+        return runtime.post_json("/api/tasks", {"title": title})
+    except OSError:
+        return None
