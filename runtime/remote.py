@@ -79,13 +79,15 @@ def fetch_deltas(store: ObjectStore, entries: tuple[Blob, ...] | list[Blob]) -> 
 
 
 def materialize(store: ObjectStore, manifest: Manifest, dest: str, *, progress: Callable[[int], None] | None = None,
-                have_txid: int | None = None) -> None:
-    """Make ``dest`` hold exactly the state at ``manifest.txid``.
+                have_txid: int | None = None) -> set[int]:
+    """Make ``dest`` hold exactly the state at ``manifest.txid``; returns the page numbers the
+    applied deltas wrote (what changed since the base, when the base was downloaded).
 
     With ``have_txid``, ``dest`` already holds that state and only the later log entries are
     fetched (when the log still has them all); otherwise base + log. Every blob is checked
     against the manifest (size, sha256, its own txid) and the result against its page count;
-    Corrupt if anything does not match, and then ``dest`` must not be used.
+    Corrupt if anything does not match, and then ``dest`` must not be used. Every delta is
+    fetched before any is applied, so a failed fetch leaves ``dest`` as it was.
     """
     missing = [entry for entry in manifest.log if have_txid is not None and entry.txid > have_txid]
     if have_txid is not None and (have_txid >= manifest.base.txid and len(missing) == manifest.txid - have_txid):
@@ -93,12 +95,15 @@ def materialize(store: ObjectStore, manifest: Manifest, dest: str, *, progress: 
     else:
         _download_base(store, manifest.base, dest, progress=progress)
         deltas_needed = list(manifest.log)
+    touched: set[int] = set()
     for delta in fetch_deltas(store, deltas_needed):
         pages.apply(dest, delta)
+        touched.update(delta.pages)
     expected = manifest.page_count * manifest.page_size
     if os.path.getsize(dest) != expected:
         raise Corrupt(f"rebuilding {store.where} at txid {manifest.txid} gave {os.path.getsize(dest)} bytes, "
                       f"not the {expected} its manifest records")
+    return touched
 
 
 def _download_base(store: ObjectStore, base: Blob, dest: str, *, progress: Callable[[int], None] | None) -> None:
@@ -215,28 +220,63 @@ def due_for_compaction(manifest: Manifest, *, max_entries: int) -> bool:
     return len(manifest.log) >= max_entries or manifest.log_bytes > max(8 * 1024 * 1024, manifest.base.size // 4)
 
 
+# Compaction composes the new base from parts this large: unchanged ones are copied server-side.
+COMPACTION_PART_BYTES = 8 * 1024 * 1024
+
+
 def compact(store: ObjectStore, head: Head, shadow: str, *, writer: str, grace: float,
-            clock: Callable[[], float] = time.time) -> Committed | None:
+            touched: set[int] | None = None, clock: Callable[[], float] = time.time) -> Committed | None:
     """Fold the log into a new base made from ``shadow`` (the state at head's txid), and delete what
     has been unreferenced for longer than ``grace``. None if another writer moved on first: the
-    next writer's compaction will do it; nothing is lost either way."""
+    next writer's compaction will do it; nothing is lost either way.
+
+    ``touched``: the pages changed since the current base, when known. Parts of the new base that
+    hold none of them are then copied from the old base server-side (UploadPartCopy), so a
+    compaction uploads what changed, not the database.
+    """
     assert head.manifest is not None
+    manifest = head.manifest
     now = clock()
-    expired = {old.key for old in head.manifest.retired if old.at < now - grace}
+    expired = {old.key for old in manifest.retired if old.at < now - grace}
     staging = shadow + ".base"
     shutil.copyfile(shadow, staging)  # the shadow moves on with later commits; the upload must not
+    slimmed = Head(etag=head.etag, manifest=manifest.without_retired(expired))
     try:
-        committed = commit_base(store, Head(etag=head.etag, manifest=head.manifest.without_retired(expired)),
-                                staging, txid=head.manifest.txid, writer=writer)
+        composable = (touched is not None and manifest.page_size == pages.page_size_of(staging)
+                      and os.path.getsize(staging) >= 2 * COMPACTION_PART_BYTES)
+        if composable:
+            assert touched is not None
+            committed, moved = _compose_base(store, slimmed, staging, touched, writer=writer)
+        else:
+            committed, moved = commit_base(store, slimmed, staging, txid=manifest.txid, writer=writer), None
     except Conflict as error:
         log.info("compaction of %s skipped: another writer committed first (%s)", store.where, error)
         return None
     finally:
         os.remove(staging)
-    log.info("compacted %s: %d log entries (%d bytes) folded into a new base at txid %d", store.where,
-             len(head.manifest.log), head.manifest.log_bytes, head.manifest.txid)
+    how = f"{moved[0]} bytes uploaded, {moved[1]} copied server-side" if moved else "uploaded whole"
+    log.info("compacted %s: %d log entries (%d bytes) folded into a new base at txid %d (%s)", store.where,
+             len(manifest.log), manifest.log_bytes, manifest.txid, how)
     collect_garbage(store, committed.manifest, expired, grace=grace, now=now)
     return committed
+
+
+def _compose_base(store: ObjectStore, head: Head, path: str, touched: set[int], *,
+                  writer: str) -> tuple[Committed, tuple[int, int]]:
+    assert head.manifest is not None
+    manifest = head.manifest
+    page_size = manifest.page_size
+    dirty_parts = {(number - 1) * page_size // COMPACTION_PART_BYTES for number in touched}
+    commit_id = layout.new_id()
+    size = os.path.getsize(path)
+    blob = Blob(key=layout.base_key(store.key, manifest.txid, commit_id), txid=manifest.txid, size=size,
+                sha256=layout.file_sha256(path))
+    moved = store.compose_blob(blob.key, path, source_key=manifest.base.key, source_size=manifest.base.size,
+                               part_size=COMPACTION_PART_BYTES,
+                               clean=lambda start, end: start // COMPACTION_PART_BYTES not in dirty_parts)
+    new = manifest.with_base(blob, page_size=page_size, page_count=size // page_size, commit_id=commit_id,
+                             writer=writer)
+    return _commit(store, head, new, commit_id), moved
 
 
 def collect_garbage(store: ObjectStore, manifest: Manifest, expired: set[str], *, grace: float, now: float) -> None:

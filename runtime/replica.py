@@ -81,6 +81,8 @@ class Replica:
         self._pinned_version: int | None = None  # data_version when the pin was taken; None: not pinned
         self._must_ship = False  # a write was answered 503: ship at the next request of any kind
         self._shadow_txid: int | None = None  # None: no trustworthy shadow (rebuild from base)
+        # Pages changed since the manifest's base (None: unknown): compaction copies the rest.
+        self._touched: set[int] | None = None
 
     @property
     def etag(self) -> str | None:
@@ -133,7 +135,7 @@ class Replica:
             else:
                 target = self.config.shadow_path
             try:
-                remote.materialize(self.store, head.manifest, target, have_txid=have_txid)
+                touched = remote.materialize(self.store, head.manifest, target, have_txid=have_txid)
                 if have_txid is None:
                     database.validate(target, label=f"{self.store.where} (txid {head.manifest.txid})")
             except (Corrupt, DatabaseError) as error:
@@ -146,6 +148,12 @@ class Replica:
                 raise Unavailable(str(error), cause=_store_cause(error)) from None
             if have_txid is None:
                 os.replace(target, self.config.shadow_path)
+                self._touched = touched
+            elif self._touched is not None and self.head.manifest is not None \
+                    and self.head.manifest.base == head.manifest.base:
+                self._touched |= touched
+            else:
+                self._touched = None
         else:
             database.remove(self.config.shadow_path)
         self.head = head
@@ -166,6 +174,7 @@ class Replica:
             database.remove(self.config.download_path)
             raise Unavailable(str(error), cause=_store_cause(error)) from None
         os.replace(self.config.download_path, self.config.shadow_path)
+        self._touched = set()
         return Head(etag=committed.etag, manifest=committed.manifest)
 
     def _download_legacy(self, legacy: Remote) -> None:
@@ -222,6 +231,8 @@ class Replica:
         if head.manifest is not None and self._shadow_txid == head.manifest.txid:
             # The same state under an ETag we did not know: another environment compacted, or our
             # own commit's answer was lost. Nothing to load.
+            if self.head.manifest is None or self.head.manifest.base != head.manifest.base:
+                self._touched = None if head.manifest.log else set()
             self.head = head
             self._save_state()
             return False
@@ -313,6 +324,10 @@ class Replica:
         else:
             assert change is not None
             pages.apply(self.config.shadow_path, change)
+        if change is None:
+            self._touched = set()  # a new base
+        elif self._touched is not None:
+            self._touched |= set(change.pages)
         previous = self.head.etag
         self.head = Head(etag=committed.etag, manifest=committed.manifest)
         self._shadow_txid = committed.manifest.txid
@@ -384,12 +399,13 @@ class Replica:
             return
         try:
             compacted = remote.compact(self.store, self.head, self.config.shadow_path, writer=self.writer,
-                                       grace=self.config.gc_grace)
+                                       grace=self.config.gc_grace, touched=self._touched)
         except (StoreError, OSError) as error:
             log.warning("compaction of %s failed (retried after the next write): %s", self.store.where, error)
             return
         if compacted is not None:
             self.head = Head(etag=compacted.etag, manifest=compacted.manifest)
+            self._touched = set()
             self._save_state()
 
     def _discard(self, snapshot: str | None) -> None:

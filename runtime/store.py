@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -203,6 +205,50 @@ class ObjectStore:
                 raise self._classify(error, "upload", key=key) from None
             except (BotoCoreError, RetriesExceededError) as error:
                 raise StoreError(f"uploading s3://{self.bucket}/{key} failed: {error}") from None
+
+    def compose_blob(self, key: str, path: str, *, source_key: str, source_size: int, part_size: int,
+                     clean: Callable[[int, int], bool]) -> tuple[int, int]:
+        """Create ``key`` from the file at ``path`` as a multipart upload in which every part whose
+        byte range ``clean`` says is unchanged is copied server-side from ``source_key``
+        (UploadPartCopy) instead of uploaded. Returns (bytes uploaded, bytes copied).
+
+        Parts must be at least 5 MiB except the last; the completion is If-None-Match: *."""
+        size = os.path.getsize(path)
+        ranges = [(start, min(start + part_size, size)) for start in range(0, size, part_size)]
+        try:
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        except (ClientError, BotoCoreError) as error:
+            raise StoreError(f"starting the upload of s3://{self.bucket}/{key} failed: {error}") from None
+        moved = [0, 0]
+
+        def part(number: int, start: int, end: int) -> dict[str, Any]:
+            common = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": number}
+            if end <= source_size and clean(start, end):
+                answer = self.client.upload_part_copy(CopySource={"Bucket": self.bucket, "Key": source_key},
+                                                      CopySourceRange=f"bytes={start}-{end - 1}", **common)
+                moved[1] += end - start
+                return {"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]}
+            with open(path, "rb") as handle:
+                handle.seek(start)
+                body = handle.read(end - start)
+            moved[0] += len(body)
+            return {"PartNumber": number, "ETag": self.client.upload_part(Body=body, **common)["ETag"]}
+
+        try:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                parts = list(pool.map(lambda item: part(item[0] + 1, *item[1]), enumerate(ranges)))
+            with self._lock:
+                self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                                      MultipartUpload={"Parts": parts}, IfNoneMatch="*")
+        except (ClientError, BotoCoreError) as error:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except (ClientError, BotoCoreError):
+                pass  # an upload left open costs storage until the bucket's lifecycle rule ends it
+            if isinstance(error, ClientError):
+                raise self._classify(error, "upload", key=key) from None
+            raise StoreError(f"uploading s3://{self.bucket}/{key} failed: {error}") from None
+        return moved[0], moved[1]
 
     def get_blob(self, key: str) -> bytes:
         try:

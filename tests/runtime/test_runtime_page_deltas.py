@@ -403,3 +403,24 @@ def _quiet_post(runtime, title):
         return runtime.post_json("/api/tasks", {"title": title})
     except OSError:
         return None
+
+
+def test_compaction_copies_unchanged_parts_server_side(s3, make, tmp_path, caplog):
+    s3.put_database(notes_db(tmp_path / "big.db", ["zero"], filler=6000))  # ~24 MB: three 8 MiB parts
+    replica = make(compact_entries=3)
+    replica.restore()
+    connection = app(replica)
+    copies = []
+    replica.store.client.meta.events.register("before-parameter-build.s3.UploadPartCopy",
+                                              lambda params, **_: copies.append(params["CopySourceRange"]))
+    with caplog.at_level(logging.INFO, logger="runtime"):
+        for n in range(3):
+            assert write(replica, connection, "INSERT INTO notes (text) VALUES (?)", (f"w{n}",)) is Outcome.SYNCED
+    assert copies, "no part was copied server-side"
+    assert "copied server-side" in caplog.text
+    manifest = s3.manifest()
+    assert manifest.log == () and manifest.base.txid == 4
+    fresh = make("fresh")
+    fresh.restore()  # checks the composed base's sha256 against the manifest
+    assert [t for (t,) in app(fresh).execute("SELECT text FROM notes ORDER BY id")] == ["zero", "w0", "w1", "w2"]
+    assert s3.integrity() == "ok"
