@@ -424,3 +424,20 @@ def test_compaction_copies_unchanged_parts_server_side(s3, make, tmp_path, caplo
     fresh.restore()  # checks the composed base's sha256 against the manifest
     assert [t for (t,) in app(fresh).execute("SELECT text FROM notes ORDER BY id")] == ["zero", "w0", "w1", "w2"]
     assert s3.integrity() == "ok"
+
+
+def test_a_write_answered_503_is_shipped_by_the_next_request_of_any_kind(s3, start_runtime, moto_server):
+    from tests.faults import FaultProxy
+
+    with FaultProxy(moto_server) as proxy:
+        runtime = start_runtime(AWS_ENDPOINT_URL=proxy.url)  # SYNC_INTERVAL is 30 s here
+        assert runtime.post_json("/api/tasks", {"title": "first"}).status == 201
+        down = proxy.add("server_error", service="s3", operation="PutObject", agent=None, status=503,
+                         contains=layout.FORMAT, times=10)
+        response = runtime.post_json("/api/tasks", {"title": "pending"})
+        assert response.status == 503 and down.fired >= 1
+        assert s3.query("SELECT title FROM tasks ORDER BY id") == [("first",)]
+        down.cancel()
+        proxy.clear()
+        assert runtime.request("GET", "/api/tasks").status == 200  # a read, well within SYNC_INTERVAL
+    assert s3.query("SELECT title FROM tasks ORDER BY id") == [("first",), ("pending",)]
