@@ -102,6 +102,22 @@ class Runtime:
             if self._store is not None:
                 self._store.close()
 
+    # Only called once start() has succeeded: these name the started parts without Optional.
+    @property
+    def _started_replica(self) -> Replica:
+        assert self._replica is not None, "the runtime has not started"
+        return self._replica
+
+    @property
+    def _started_app(self) -> AppProcess:
+        assert self._app is not None, "the app has not started"
+        return self._app
+
+    @property
+    def _started_connection(self) -> AppConnection:
+        assert self._connection is not None, "the app has not started"
+        return self._connection
+
     # -- requests -------------------------------------------------------------------------
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -132,33 +148,36 @@ class Runtime:
             return failures.answer(400, cause="bad-event", request_id=request_id, detail=str(error))
         try:
             self.start()
-            self._replica.refresh()
+            replica = self._started_replica
+            replica.refresh()
         except Unavailable as error:
+            if self._replica is not None:
+                self._replica.pin()  # a failed refresh may have released it
             return failures.answer(503, cause=error.cause, request_id=request_id, detail=str(error),
                                    headers={"retry-after": "5"})
-        before = self._replica.version()
+        before = replica.version()
         try:
             result = self._proxy(request, request_id)
-            self._replica.note_changes()
-            return self._settle(request, result, request_id=request_id, changed=self._replica.version() != before)
+            replica.note_changes()
+            return self._settle(request, result, request_id=request_id, changed=replica.version() != before)
         finally:
-            self._replica.pin()
+            replica.pin()  # held until the next request ends: no checkpoint restarts the WAL meanwhile
 
     def _proxy(self, request: AppRequest, request_id: str) -> dict[str, Any]:
         where = f"{request.method} {_path(request)}"
         try:
-            return result_from_response(self._connection.send(request), head=request.method == "HEAD")
+            return result_from_response(self._started_connection.send(request), head=request.method == "HEAD")
         except PayloadTooLarge as error:
             return failures.answer(413, cause="response-too-large", request_id=request_id, detail=f"{where}: {error}")
         except AppTimeout as error:
             return failures.answer(504, cause="app-timeout", request_id=request_id, detail=f"{where}: {error}")
         except AppError as error:
-            if not self._app.exits_within(_CRASH_GRACE_SECONDS):
+            if not self._started_app.exits_within(_CRASH_GRACE_SECONDS):
                 return failures.answer(502, cause="app-bad-answer", request_id=request_id, detail=f"{where}: {error}")
             return self._restart_after_crash(where, request_id)
 
     def _restart_after_crash(self, where: str, request_id: str) -> dict[str, Any]:
-        crash = f"the app crashed (exit code {self._app.exit_code()}) while handling {where}"
+        crash = f"the app crashed (exit code {self._started_app.exit_code()}) while handling {where}"
         try:
             self._start_app()
         except Unavailable as error:
@@ -170,9 +189,9 @@ class Runtime:
                 changed: bool) -> dict[str, Any]:
         """After the app answered: sync if due. If this write's own change could not be stored, the
         client is told: 409 when another environment wrote first, 503 when S3 failed."""
-        if not self._replica.sync_due(write=request.is_write):
+        if not self._started_replica.sync_due(write=request.is_write):
             return result
-        outcome = self._replica.sync()
+        outcome = self._started_replica.sync()
         if outcome is Outcome.SYNCED:
             return result
         own_write = request.is_write and changed
@@ -190,13 +209,13 @@ class Runtime:
             return failures.answer(503, cause="sync-failed", request_id=request_id,
                                    detail=f"{request.method} {_path(request)}: the change is not confirmed durable "
                                           f"(kept locally, retried by the next request or the final sync): "
-                                          f"{self._replica.last_failure}",
+                                          f"{self._started_replica.last_failure}",
                                    headers={"retry-after": "5"})
         return result
 
     def _reload_after_conflict(self) -> None:
         try:
-            self._replica.refresh(after_conflict=True)
+            self._started_replica.refresh(after_conflict=True)
         except Unavailable as error:
             log.error("could not load the other environment's version after a conflict: %s", error)
 

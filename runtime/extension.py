@@ -17,9 +17,13 @@ import os
 import sys
 import threading
 import urllib.request
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from runtime import logs
+
+if TYPE_CHECKING:  # imported for real in the background thread: boto3 is slow to import
+    from runtime.config import Config
+    from runtime.store import ObjectStore
 
 log = logging.getLogger("runtime.extension")
 
@@ -58,8 +62,8 @@ class _Prepared:
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
-        self.config = None
-        self.store = None
+        self.config: Config | None = None
+        self.store: ObjectStore | None = None
         self.error: str | None = None
         self._thread = threading.Thread(target=self._build, name="prepare-s3", daemon=True)
         self._thread.start()
@@ -69,10 +73,11 @@ class _Prepared:
             from runtime.config import from_env
             from runtime.store import ObjectStore
 
-            self.config = from_env(self._env)
-            self.store = ObjectStore(bucket=self.config.bucket, key=self.config.key,
-                                     multipart_threshold=self.config.multipart_threshold,
-                                     multipart_chunksize=self.config.multipart_chunksize)
+            config = from_env(self._env)
+            self.store = ObjectStore(bucket=config.bucket, key=config.key,
+                                     multipart_threshold=config.multipart_threshold,
+                                     multipart_chunksize=config.multipart_chunksize)
+            self.config = config
         except Exception as error:  # reported at SHUTDOWN, where it matters
             self.error = f"{type(error).__name__}: {error}"
 
@@ -101,8 +106,8 @@ def _final_sync(prepared: _Prepared) -> int:
     from runtime.replica import final_sync
 
     prepared.wait()
-    if prepared.error:
-        log.error("final sync skipped: %s", prepared.error)
+    if prepared.error or prepared.config is None or prepared.store is None:
+        log.error("final sync skipped: %s", prepared.error or "the S3 client was not built")
         return 0
     try:
         final_sync(prepared.config, prepared.store)
