@@ -79,7 +79,8 @@ def fetch_deltas(store: ObjectStore, entries: tuple[Blob, ...] | list[Blob]) -> 
 
 
 def materialize(store: ObjectStore, manifest: Manifest, dest: str, *, progress: Callable[[int], None] | None = None,
-                have_txid: int | None = None) -> set[int]:
+                have_txid: int | None = None, also: str | None = None,
+                check: Callable[[str], None] | None = None) -> set[int]:
     """Make ``dest`` hold exactly the state at ``manifest.txid``; returns the page numbers the
     applied deltas wrote (what changed since the base, when the base was downloaded).
 
@@ -88,22 +89,54 @@ def materialize(store: ObjectStore, manifest: Manifest, dest: str, *, progress: 
     against the manifest (size, sha256, its own txid) and the result against its page count;
     Corrupt if anything does not match, and then ``dest`` must not be used. Every delta is
     fetched before any is applied, so a failed fetch leaves ``dest`` as it was.
+
+    ``also`` (with a base download): a second file to leave holding the same state. Cold start
+    needs two (the live file and the shadow); the copy and the base's checksum run alongside
+    the delta fetches, so the second file costs little more than one local copy's time.
+    ``check`` (e.g. quick_check) runs on the result before this returns — beside the base's
+    checksum when there are no deltas to apply first.
     """
     missing = [entry for entry in manifest.log if have_txid is not None and entry.txid > have_txid]
+    targets = [dest]
     if have_txid is not None and (have_txid >= manifest.base.txid and len(missing) == manifest.txid - have_txid):
-        deltas_needed = missing
+        deltas = fetch_deltas(store, missing)
     else:
         _download_base(store, manifest.base, dest, progress=progress)
-        deltas_needed = list(manifest.log)
+        with ThreadPoolExecutor(max_workers=2) as pool:  # hashlib and the copy release the GIL
+            hashed = pool.submit(layout.file_sha256, dest)
+            early = check if not manifest.log else None
+            copied = pool.submit(_copy_and_check, dest, also, early) if also else None
+            try:
+                deltas = fetch_deltas(store, manifest.log)
+            finally:
+                digest = hashed.result()
+                if copied:
+                    copied.result()
+            if early:
+                check = None
+        if digest != manifest.base.sha256:
+            raise Corrupt(f"base s3://{store.bucket}/{manifest.base.key} has another checksum than the manifest "
+                          f"records ({manifest.base.size} bytes): truncated or corrupted")
+        targets += [also] if also else []
     touched: set[int] = set()
-    for delta in fetch_deltas(store, deltas_needed):
-        pages.apply(dest, delta)
+    for delta in deltas:
+        for target in targets:
+            pages.apply(target, delta)
         touched.update(delta.pages)
     expected = manifest.page_count * manifest.page_size
-    if os.path.getsize(dest) != expected:
-        raise Corrupt(f"rebuilding {store.where} at txid {manifest.txid} gave {os.path.getsize(dest)} bytes, "
-                      f"not the {expected} its manifest records")
+    for target in targets:
+        if os.path.getsize(target) != expected:
+            raise Corrupt(f"rebuilding {store.where} at txid {manifest.txid} gave {os.path.getsize(target)} bytes, "
+                          f"not the {expected} its manifest records")
+    if check:
+        check(targets[-1])
     return touched
+
+
+def _copy_and_check(source: str, copy: str, check: Callable[[str], None] | None) -> None:
+    shutil.copyfile(source, copy)
+    if check:
+        check(copy)
 
 
 def _download_base(store: ObjectStore, base: Blob, dest: str, *, progress: Callable[[int], None] | None) -> None:
@@ -114,9 +147,9 @@ def _download_base(store: ObjectStore, base: Blob, dest: str, *, progress: Calla
             raise Corrupt(f"{store.where} names base {base.key}, which is missing: {error}") from None
         raise
     size = os.path.getsize(dest)
-    if size != base.size or layout.file_sha256(dest) != base.sha256:
-        raise Corrupt(f"base s3://{store.bucket}/{base.key} is {size} bytes with another checksum than the "
-                      f"manifest records ({base.size} bytes): truncated or corrupted")
+    if size != base.size:
+        raise Corrupt(f"base s3://{store.bucket}/{base.key} is {size} bytes, not the {base.size} the manifest "
+                      f"records: truncated or corrupted")
 
 
 # -- commits ----------------------------------------------------------------------------------

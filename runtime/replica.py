@@ -102,13 +102,14 @@ class Replica:
             head = self._read_head(None)
             assert isinstance(head, Head)
             try:
-                self._rebuild_shadow(head, have_txid=None)
+                self._rebuild_shadow(head, have_txid=None, live_copy=True)
                 break
             except Conflict:
                 if attempt == DOWNLOAD_ATTEMPTS - 1:
                     raise Unavailable(f"{self.store.where} kept changing while it was being restored") from None
         if os.path.exists(self.config.shadow_path):
-            shutil.copyfile(self.config.shadow_path, self.config.db_path)
+            if not os.path.exists(self.config.db_path):  # adopted: rebuilt into the shadow alone
+                shutil.copyfile(self.config.shadow_path, self.config.db_path)
             log.info("restored %s (ETag %s, txid %d, %d bytes) to %s", self.store.where, self.etag, self.txid,
                      os.path.getsize(self.config.db_path), self.config.db_path)
         else:
@@ -120,7 +121,7 @@ class Replica:
         self._save_state()
         self.pin()
 
-    def _rebuild_shadow(self, head: Head, *, have_txid: int | None) -> None:
+    def _rebuild_shadow(self, head: Head, *, have_txid: int | None, live_copy: bool = False) -> None:
         """Make the shadow hold ``head``'s state and adopt ``head`` (a legacy object is adopted first).
 
         Conflict when the object changed underway (the caller reads the head again)."""
@@ -134,17 +135,24 @@ class Replica:
                 database.remove(target)
             else:
                 target = self.config.shadow_path
+            live = self.config.db_path if live_copy else None
+            label = f"{self.store.where} (txid {head.manifest.txid})"
             try:
-                touched = remote.materialize(self.store, head.manifest, target, have_txid=have_txid)
-                if have_txid is None:
-                    database.validate(target, label=f"{self.store.where} (txid {head.manifest.txid})")
+                # One check serves both copies: the same bytes, verified blob by blob.
+                touched = remote.materialize(self.store, head.manifest, target, have_txid=have_txid, also=live,
+                                             check=(lambda path: database.validate(path, label=label))
+                                             if have_txid is None else None)
             except (Corrupt, DatabaseError) as error:
                 database.remove(target)
+                if live:
+                    database.remove(live)
                 self._shadow_txid = None
                 raise Unavailable(f"{error} — nothing was opened and the object was left untouched; restore a "
                                   f"good version (e.g. from S3 versioning) and retry", cause="db-corrupt") from None
             except StoreError as error:  # deltas are all fetched before any is applied: the shadow is intact
                 database.remove(self.config.download_path)
+                if live:
+                    database.remove(live)
                 raise Unavailable(str(error), cause=_store_cause(error)) from None
             if have_txid is None:
                 os.replace(target, self.config.shadow_path)
