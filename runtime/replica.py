@@ -258,6 +258,7 @@ class Replica:
                 head = self._read_head(None)
                 assert isinstance(head, Head)
         self._load_shadow_into_live()
+        self.pin()  # the request's own commits must not be checkpointed out of the WAL before they ship
         log.info("loaded the newer version of %s (txid %d) written by another environment",
                  self.store.where, self.txid)
         return True

@@ -57,7 +57,9 @@ def database_policy(bucket: str, key: str, region: str) -> dict:
                 "Action": ["s3:GetObject", "s3:PutObject"],
                 "Resource": [f"{arn}/{key}", blobs],
             },
-            {"Sid": "CollectDatabaseGarbage", "Effect": "Allow", "Action": "s3:DeleteObject", "Resource": blobs},
+            # Garbage collection deletes blobs; a multipart upload that fails is aborted.
+            {"Sid": "CollectDatabaseGarbage", "Effect": "Allow",
+             "Action": ["s3:DeleteObject", "s3:AbortMultipartUpload"], "Resource": blobs},
             {"Sid": "ListDatabaseBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arn},
         ],
     }

@@ -99,7 +99,7 @@ def least_privilege_policy(bucket: str) -> dict:
         "Version": "2012-10-17",
         "Statement": [
             {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": f"arn:aws:s3:::{bucket}"},
-            {"Effect": "Allow", "Action": "s3:DeleteObject",
+            {"Effect": "Allow", "Action": ["s3:AbortMultipartUpload", "s3:DeleteObject"],
              "Resource": f"arn:aws:s3:::{bucket}/{DATABASE_KEY}.canvas/*"},
             {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
              "Resource": [f"arn:aws:s3:::{bucket}/{DATABASE_KEY}.canvas/*", f"arn:aws:s3:::{bucket}/{DATABASE_KEY}"]},

@@ -55,7 +55,8 @@ def test_create_from_nothing_then_converged(canvas, console):
     assert [p["PolicyArn"] for p in attached] == [LAMBDA_BASIC]
     assert console.iam.list_role_policies(RoleName=role)["PolicyNames"] == [DATABASE_POLICY]
     # Least privilege: the guide's s3:HeadObject (not an IAM action) is not written.
-    assert _actions(_inline_policy(console)) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+    assert _actions(_inline_policy(console)) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                                                "s3:AbortMultipartUpload", "s3:ListBucket"}
     assert console.role_tags() == {**USER_TAGS, "canvas:stack": STACK}
 
 
