@@ -49,7 +49,8 @@ def reconcile(tmp_path):
 # What the contract's image.build (Dockerfile.lambda in ".") hashes: a small app beside
 # canvas.yaml, which is itself left out of the context, as a project's .dockerignore should.
 BUILD_CONTEXT = {
-    "Dockerfile.lambda": 'FROM public.ecr.aws/lambda/python:3.12\nCOPY app/ ${LAMBDA_TASK_ROOT}/app/\nCMD ["app.handler"]\n',
+    "Dockerfile.lambda": ('FROM public.ecr.aws/lambda/python:3.12\nCOPY app/ ${LAMBDA_TASK_ROOT}/app/\n'
+                          'CMD ["app.handler"]\n'),
     "app/app.py": "def handler(event, context):\n    return {'statusCode': 200}\n",
     ".dockerignore": "canvas.yaml\n",
 }

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
-import pytest
 
 from tests.e2e.conftest import FUNCTION, ROOT
 from tests.ecr_images import register_image

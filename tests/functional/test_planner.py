@@ -3,8 +3,8 @@ import threading
 
 import botocore.exceptions
 import pytest
-
 from moto_harness import OTHER_REGION, REGION, STACK, USER_TAGS
+
 from reconciler.errors import PlanError, ReconcileError
 from reconciler.normalize import STACK_TAG
 from reconciler.plan import Action, AttributeChange

@@ -20,8 +20,11 @@ def tool(name: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess
     return subprocess.run([executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def test_ruff_finds_nothing_in_reconciler_runtime_and_bench():
-    run = tool("ruff", "check", "--no-cache", "reconciler", "runtime", "bench")
+def test_ruff_finds_nothing_in_reconciler_runtime_bench_and_tests():
+    # tests/runtime is left out while it is being rewritten alongside runtime/ (issue 15): it
+    # still has findings (long lines, import order) that the rewrite will settle.
+    run = tool("ruff", "check", "--no-cache", "--extend-exclude", "tests/runtime",
+               "reconciler", "runtime", "bench", "tests")
     assert run.returncode == 0, run.stdout + run.stderr
 
 
