@@ -129,10 +129,15 @@ def test_sha256_is_of_the_raw_bytes_and_stable(write):
     assert commented.data == load_spec(CONTRACT).data
 
 
-def test_spec_is_frozen():
+def test_no_field_of_a_spec_can_be_reassigned_or_deleted():
+    # Shallow, as a frozen dataclass is: `data` is a plain dict the engine treats as read-only.
     spec = load_spec(CONTRACT)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        spec.file = "other.yaml"  # type: ignore[misc]
+    for field in dataclasses.fields(spec):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(spec, field.name, getattr(spec, field.name))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            delattr(spec, field.name)
+    assert isinstance(spec.warnings, tuple)
 
 
 def test_minimal_spec_gets_schema_defaults_and_leaves_the_rest_unmanaged(write):
