@@ -49,7 +49,7 @@ READS = ("Get", "List", "Describe", "Head")
 
 
 @pytest.fixture
-def from_nothing(canvas, fake_docker, fault_proxy, monkeypatch):
+def from_nothing(canvas_file, fake_docker, fault_proxy, monkeypatch):
     """An empty emulator behind the proxy, the contract's canvas.yaml with its build context, and
     the fake docker on PATH; the fake docker pushes through the proxy too, but rules only ever
     touch the tool's own calls."""

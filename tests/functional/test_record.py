@@ -17,6 +17,7 @@ from moto_harness import REGION, STACK, Echo, inject_error
 
 from reconciler import __version__, record
 from reconciler.apply import apply_recorded
+from reconciler.kinds import BY_TYPE
 from reconciler.kinds.lambda_function import looks_secret
 from reconciler.plan import Cause
 from reconciler.render import render_history
@@ -191,8 +192,10 @@ def test_the_read_only_policy_allows_every_call_plan_drift_and_history_make_and_
     apply(deployed)
     deployed.calls.clear()
 
-    deployed.plan()
+    plan = deployed.plan()
     record.history(deployed.clients, bucket=deployed.names.bucket, stack=STACK)
+    # Every kind was read, so a new kind's read calls fail here until the policy allows them.
+    assert {change.type for change in plan.changes} == set(BY_TYPE)
 
     allowed = allowed_actions()
     needed = {action for service, operation in deployed.calls.calls
