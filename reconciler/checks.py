@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from reconciler.limits import quoted, shorten
+from reconciler.reserved import RECORD_PREFIX, STACK_TAG
 
 PathT = tuple[str | int, ...]
 
@@ -29,8 +30,6 @@ RESERVED_ENV_KEYS = frozenset({
 DERIVED_ENV_SOURCES = {"S3_BUCKET_NAME": ("bucket", "name"), "S3_DB_KEY": ("bucket", "database_key")}
 DERIVED_ENV_KEYS = frozenset(DERIVED_ENV_SOURCES)
 ENV_SIZE_LIMIT = 4096
-OWNER_TAG = "canvas:stack"
-RESERVED_KEY_PREFIX = "canvas/"
 IAM_PATTERN_RE = re.compile(r"[*?]|\$\{")
 
 REGION_RE = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+")
@@ -157,8 +156,8 @@ def _database_key_problem(key: str) -> str | None:
         relative = key.lstrip("/") or "database/app.db"
         return (f'{quoted(key)} must not start with "/": object keys are relative to the bucket '
                 f'(write {shorten(relative)})')
-    if key.startswith(RESERVED_KEY_PREFIX):
-        return (f'{quoted(key)} is under {RESERVED_KEY_PREFIX}, which canvas-reconcile reserves for its own '
+    if key.startswith(RECORD_PREFIX):
+        return (f'{quoted(key)} is under {RECORD_PREFIX}, which canvas-reconcile reserves for its own '
                 "records; choose another prefix, such as database/")
     if key.endswith("/"):
         return (f'{quoted(key)} ends with "/", which names a folder; give the database file\'s key, '
@@ -285,8 +284,8 @@ def _tag_text_problem(text: str, *, subject: str) -> str | None:
 
 
 def _tag_key_problem(key: str, *, stack: str | None) -> str | None:
-    if key == OWNER_TAG:
-        return f"{OWNER_TAG} is set by canvas-reconcile to the stack name ({stack}); remove it here"
+    if key == STACK_TAG:
+        return f"{STACK_TAG} is set by canvas-reconcile to the stack name ({stack}); remove it here"
     if key.lower().startswith("aws:"):
         return 'tag names starting with "aws:" are reserved by AWS'
     if not 1 <= len(key) <= 128:

@@ -10,9 +10,9 @@ from typing import Any
 
 from reconciler.errors import PlanError
 from reconciler.kinds import BY_TYPE, KINDS, Kind, container_image, ecr_repository, lambda_function, s3_bucket
-from reconciler.normalize import STACK_TAG
 from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.planner import read_live
+from reconciler.reserved import STACK_TAG
 from reconciler.target import Target
 
 

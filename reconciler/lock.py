@@ -24,7 +24,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.aws import error_code, error_message
 from reconciler.errors import ReconcileError
-from reconciler.record import PREFIX, caller_arn
+from reconciler.record import caller_arn
+from reconciler.reserved import RECORD_PREFIX
 
 # A lost answer to our own conditional put is retried by botocore and refused with 412:
 # the lock's id tells "ours after all" from "someone else's".
@@ -38,7 +39,7 @@ class LockHeld(ReconcileError):
 
 
 def lock_key(stack: str) -> str:
-    return f"{PREFIX}{stack}/lock.json"
+    return f"{RECORD_PREFIX}{stack}/lock.json"
 
 
 def _utcnow() -> datetime.datetime:

@@ -10,7 +10,8 @@ import json
 import re
 from typing import Any, Iterable, Mapping
 
-STACK_TAG = "canvas:stack"
+from reconciler.reserved import STACK_TAG
+
 # IAM's own default when a document leaves Version out.
 DEFAULT_POLICY_VERSION = "2008-10-17"
 _LIST_KEYS = ("Action", "NotAction", "Resource", "NotResource")

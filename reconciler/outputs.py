@@ -6,7 +6,6 @@ from reconciler.kinds import iam_role, lambda_function, lambda_function_url, s3_
 from reconciler.planner import read_live
 from reconciler.target import Target
 
-NAMES = ("function_url", "bucket", "database_key", "role_arn", "function_arn", "image_digest")
 _KINDS = (s3_bucket, iam_role, lambda_function, lambda_function_url)
 
 

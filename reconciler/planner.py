@@ -16,9 +16,9 @@ from reconciler.aws import describe_connection_error, error_code, error_message
 from reconciler.diff import diff
 from reconciler.errors import PlanError, ReconcileError
 from reconciler.kinds import KINDS, Kind
-from reconciler.normalize import STACK_TAG
 from reconciler.plan import Action, AttributeChange, Plan, ResourceChange
 from reconciler.record import read_baseline, with_causes
+from reconciler.reserved import STACK_TAG
 from reconciler.target import Target, discover
 
 Wanted = list[tuple[Kind, dict]]

@@ -33,9 +33,9 @@ from reconciler.diff import Field, lookup
 from reconciler.errors import ReconcileError
 from reconciler.kinds import BY_TYPE
 from reconciler.plan import AttributeChange, Baseline, Cause, Plan, ResourceChange
+from reconciler.reserved import RECORD_PREFIX
 
 FORMAT_VERSION = 1
-PREFIX = "canvas/"
 _ABSENT_ANSWERS = ("NoSuchKey", "NoSuchBucket", "404", "NotFound")
 
 
@@ -44,7 +44,7 @@ class RecordError(ReconcileError):
 
 
 def record_key(stack: str) -> str:
-    return f"{PREFIX}{stack}/last-applied.json"
+    return f"{RECORD_PREFIX}{stack}/last-applied.json"
 
 
 def location(bucket: str, stack: str) -> str:
@@ -225,7 +225,7 @@ def write(clients, *, bucket: str, stack: str, document: dict) -> str:
         raise RecordError(
             f"the changes were made, but the record of them could not be written to {location(bucket, stack)}: "
             f"{reason} — until an apply records them, plan and drift will report them as drift; "
-            f"the caller needs s3:PutObject on arn:aws:s3:::{bucket}/{PREFIX}{stack}/*") from exc
+            f"the caller needs s3:PutObject on arn:aws:s3:::{bucket}/{RECORD_PREFIX}{stack}/*") from exc
     return location(bucket, stack)
 
 

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from reconciler.aws import error_code, error_message
 from reconciler.diff import diff
 from reconciler.errors import ReconcileError
-from reconciler.normalize import STACK_TAG
+from reconciler.reserved import STACK_TAG
 
 # S3's BucketAlreadyExists (someone else's bucket, in any account) is deliberately absent:
 # that bucket can never be ours.

@@ -52,23 +52,23 @@ class AppProcess:
         except ports.PortTaken as error:
             raise AppError(str(error)) from None
         try:
-            self.process = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            process = self.process = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
+                                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as error:
             raise AppError(f"could not start APP_COMMAND {self.command[0]!r}: {error}") from None
         # Separate pipes so a log filter can tell the app's errors (stderr: console.error, Python
         # tracebacks) from its ordinary output; one tail keeps both, interleaved as they arrived.
-        for stream, level, name in ((self.process.stdout, logging.INFO, "app-stdout"),
-                                    (self.process.stderr, logging.WARNING, "app-stderr")):
+        for stream, level, name in ((process.stdout, logging.INFO, "app-stdout"),
+                                    (process.stderr, logging.WARNING, "app-stderr")):
             threading.Thread(target=self._pump, args=(stream, level), name=name, daemon=True).start()
-        self._wait_ready()
-        self._check_owner()
-        log.info("app ready on port %d (pid %d)", self.port, self.process.pid)
+        self._wait_ready(process)
+        self._check_owner(process)
+        log.info("app ready on port %d (pid %d)", self.port, process.pid)
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, process: subprocess.Popen) -> None:
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
-            code = self.process.poll()
+            code = process.poll()
             if code is not None:
                 raise AppError(f"the app exited with code {code} before it was ready; "
                                f"its output:\n{self.output_tail()}")
@@ -79,10 +79,10 @@ class AppProcess:
         raise AppError(f"the app did not answer GET {self.ready_path} on port {self.port} within "
                        f"{self.ready_timeout:g}s (READY_TIMEOUT); its output:\n{self.output_tail()}")
 
-    def _check_owner(self) -> None:
+    def _check_owner(self, process: subprocess.Popen) -> None:
         """The answer to the readiness check must come from our app: a process left on the port
         (another runtime's app, an unrelated server) would otherwise receive our database's writes."""
-        owned = ports.owned_by(self.port, self.process.pid)
+        owned = ports.owned_by(self.port, process.pid)
         if owned is False:
             self.stop()
             raise AppError(f"port {self.port} is answered by a process this runtime did not start (its own app "
@@ -117,6 +117,8 @@ class AppProcess:
     def exits_within(self, seconds: float) -> bool:
         """Whether the process has exited or does so shortly: a dying process closes its sockets
         a moment before its exit status is available."""
+        if self.process is None:
+            return True  # never started: nothing is running
         try:
             self.process.wait(seconds)
         except subprocess.TimeoutExpired:
@@ -130,14 +132,15 @@ class AppProcess:
         return "\n".join(self.output) or "(no output)"
 
     def stop(self, timeout: float = 5.0) -> None:
-        if not self.running():
+        process = self.process
+        if process is None or process.poll() is not None:
             return
-        self.process.terminate()
+        process.terminate()
         try:
-            self.process.wait(timeout)
+            process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            process.kill()
+            process.wait()
 
 
 class AppConnection:
@@ -188,7 +191,7 @@ class AppConnection:
 
     def _idle_socket_closed(self) -> bool:
         """An idle keep-alive socket that is readable has been closed by the app (EOF)."""
-        sock = self._connection.sock
+        sock = self._connection.sock if self._connection is not None else None
         if sock is None:
             return False
         readable, _, _ = select.select([sock], [], [], 0)

@@ -53,7 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         event = event_from_http(method=self.command, target=self._target(), headers=self.headers.items(),
                                 body=body, source_ip=self.client_address[0], protocol=self.request_version,
-                                server=(self.server.server_address[0], self.server.server_port))
+                                server=(str(self.server.server_address[0]), self.server.server_port))
         size = payload_size(event)
         if size > MAX_PAYLOAD_BYTES:
             # The limit is on the event, as a real Function URL applies it: a binary body travels
@@ -96,7 +96,8 @@ class _Handler(BaseHTTPRequestHandler):
             length -= len(chunk)
 
     def _read_chunked(self) -> bytes:
-        chunks, total = [], 0
+        chunks: list[bytes] = []
+        total = 0
         while True:
             size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
             if size == 0:

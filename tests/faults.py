@@ -362,7 +362,8 @@ class _Handler(BaseHTTPRequestHandler):
             data = answer.read()
             kept = {k: v for k, v in answer.getheaders() if k.lower() not in ("transfer-encoding", "connection")}
             if self.command != "HEAD":
-                kept = {k: v for k, v in kept.items() if k.lower() != "content-length"} | {"Content-Length": str(len(data))}
+                kept = {k: v for k, v in kept.items() if k.lower() != "content-length"}
+                kept["Content-Length"] = str(len(data))
             return Reply(answer.status, kept, data)
         finally:
             connection.close()

@@ -21,12 +21,12 @@ from typing import Iterator, Mapping
 
 from reconciler.errors import ReconcileError
 from reconciler.image_build.dockerignore import BadPattern, Matcher
+from reconciler.reserved import CONTENT_TAG_PREFIX
 
 # Bump when what goes into the hash changes, so every image is rebuilt once, knowingly.
 SCHEME = b"canvas-reconcile build context v1\0"
 CHUNK = 1 << 20
 HASH_THREADS = 4
-CONTENT_TAG_PREFIX = "canvas-"
 CONTENT_TAG_HEX = 16
 
 

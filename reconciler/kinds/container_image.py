@@ -22,6 +22,7 @@ from reconciler.errors import ReconcileError
 from reconciler.image_build import docker
 from reconciler.image_build.context import BuildSpec, build_spec, content_hash, content_tag
 from reconciler.kinds.defaults import keep_desired
+from reconciler.reserved import CONTENT_TAG_PREFIX
 
 TYPE = "container_image"
 SERVICE = "ecr"
@@ -68,11 +69,11 @@ def read(clients, want: dict) -> dict | None:
     have = {"name": want["name"], "repository": want["repository"], "tag": want["tag"],
             "digest": image["imageDigest"]}
     if want.get("content_hash"):
-        carried = sorted(t for t in image.get("imageTags", []) if t.startswith("canvas-"))
+        carried = sorted(t for t in image.get("imageTags", []) if t.startswith(CONTENT_TAG_PREFIX))
         have["up_to_date"] = want["content_tag"] in carried
         # The tag holds only the hash's first 16 hex digits: that is all ECR can tell of the old one.
         have["content_hash"] = want["content_hash"] if have["up_to_date"] else (
-            carried[0].removeprefix("canvas-") if carried else None)
+            carried[0].removeprefix(CONTENT_TAG_PREFIX) if carried else None)
     return have
 
 

@@ -12,6 +12,7 @@ from reconciler.aws import absent_on, fan_out
 from reconciler.diff import Field
 from reconciler.kinds.defaults import keep_desired, no_note
 from reconciler.normalize import canonical_lifecycle_policy, desired_tags, tags_from_aws, tags_to_aws
+from reconciler.reserved import CONTENT_TAG_PREFIX
 
 TYPE = "ecr_repository"
 SERVICE = "ecr"
@@ -49,8 +50,8 @@ def lifecycle_policy(keep: int) -> dict | None:
          "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
                        "countNumber": UNTAGGED_GRACE_DAYS},
          "action": {"type": "expire"}},
-        {"rulePriority": 2, "description": f"canvas-reconcile: keep the newest {keep} canvas- builds",
-         "selection": {"tagStatus": "tagged", "tagPrefixList": ["canvas-"], "countType": "imageCountMoreThan",
+        {"rulePriority": 2, "description": f"canvas-reconcile: keep the newest {keep} {CONTENT_TAG_PREFIX} builds",
+         "selection": {"tagStatus": "tagged", "tagPrefixList": [CONTENT_TAG_PREFIX], "countType": "imageCountMoreThan",
                        "countNumber": keep},
          "action": {"type": "expire"}},
     ]})

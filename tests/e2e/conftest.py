@@ -12,6 +12,9 @@ import boto3
 import pytest
 import yaml
 
+from reconciler.kinds import KINDS
+from reconciler.spec import load_spec
+from reconciler.target import Target
 from tests.ecr_images import register_image
 from tests.faults import FaultProxy
 from tests.local_net import answers
@@ -22,6 +25,14 @@ CONTRACT = ROOT / "canvas.yaml"
 STACK, BUCKET, DB_KEY = "code-canvas-astro", "code-canvas-astro-db", "database/taskManagement.db"
 REPO, TAG = "python-repl-container-lambda", "v1.2"
 ROLE, FUNCTION = "code-canvas-astro-lambda-role", "code-canvas-astro-lambda"
+
+
+def contract_resources() -> int:
+    """How many resources the contract declares, counted by the kinds (so a new kind moves it)."""
+    spec = load_spec(CONTRACT)
+    target = Target(region=spec.region, account="123456789012")
+    wanted = [kind.desired(spec, target) for kind in KINDS]
+    return sum(len(want) if isinstance(want, list) else 1 for want in wanted if want is not None)
 
 
 @dataclass
@@ -49,14 +60,15 @@ def reconcile(tmp_path):
 # What the contract's image.build (Dockerfile.lambda in ".") hashes: a small app beside
 # canvas.yaml, which is itself left out of the context, as a project's .dockerignore should.
 BUILD_CONTEXT = {
-    "Dockerfile.lambda": 'FROM public.ecr.aws/lambda/python:3.12\nCOPY app/ ${LAMBDA_TASK_ROOT}/app/\nCMD ["app.handler"]\n',
+    "Dockerfile.lambda": ('FROM public.ecr.aws/lambda/python:3.12\nCOPY app/ ${LAMBDA_TASK_ROOT}/app/\n'
+                          'CMD ["app.handler"]\n'),
     "app/app.py": "def handler(event, context):\n    return {'statusCode': 200}\n",
     ".dockerignore": "canvas.yaml\n",
 }
 
 
 @pytest.fixture
-def canvas(tmp_path):
+def canvas_file(tmp_path):
     """The contract canvas.yaml copied into the working directory, with a build context beside
     it; returns its path."""
     path = tmp_path / "canvas.yaml"
@@ -89,13 +101,13 @@ def dead_endpoint():
 
 
 @pytest.fixture
-def prebuilt_canvas(canvas):
+def prebuilt_canvas(canvas_file):
     """The contract canvas.yaml without `image.build`: the image is pushed by other means
     (tests/ecr_images.register_image), so the tool must never try to build it."""
-    document = yaml.safe_load(canvas.read_text())
+    document = yaml.safe_load(canvas_file.read_text())
     del document["image"]["build"]
-    canvas.write_text(yaml.safe_dump(document, sort_keys=False))
-    return canvas
+    canvas_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    return canvas_file
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ def ecr_password(aws) -> str:
     return base64.b64decode(token).decode().partition(":")[2]
 
 
-def test_apply_builds_streams_docker_output_and_never_shows_the_password(reconcile, canvas, aws, fake_docker):
+def test_apply_builds_streams_docker_output_and_never_shows_the_password(reconcile, canvas_file, aws, fake_docker):
     password = ecr_password(aws)
     assert len(password) >= 8
 
@@ -46,7 +46,7 @@ def test_apply_builds_streams_docker_output_and_never_shows_the_password(reconci
     assert fake_docker.calls == []
 
 
-def test_without_docker_plan_still_works_and_apply_names_both_ways_forward(reconcile, canvas, aws, no_docker):
+def test_without_docker_plan_still_works_and_apply_names_both_ways_forward(reconcile, canvas_file, aws, no_docker):
     plan = reconcile("plan", "--detailed-exitcode")
     assert plan.code == 2, plan.out + plan.err
     assert f"+ {IMAGE} will be created" in plan.out and "content_hash:" in plan.out
@@ -61,7 +61,7 @@ def test_without_docker_plan_still_works_and_apply_names_both_ways_forward(recon
     assert aws.lambda_.list_functions()["Functions"] == []
 
 
-def test_docker_without_a_running_engine_is_named_as_such(reconcile, canvas, aws, fake_docker):
+def test_docker_without_a_running_engine_is_named_as_such(reconcile, canvas_file, aws, fake_docker):
     fake_docker.behave(daemon="down")
 
     run = reconcile("apply", "--auto-approve")

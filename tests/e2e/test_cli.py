@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
-import pytest
 
-from tests.e2e.conftest import FUNCTION, ROOT
+from tests.e2e.conftest import FUNCTION, ROOT, contract_resources
 from tests.ecr_images import register_image
 
 PLAN_SCHEMA = json.loads((ROOT / "schemas" / "plan.schema.json").read_text())
 BUCKET, REPO, ROLE = "code-canvas-astro-db", "python-repl-container-lambda", "code-canvas-astro-lambda-role"
 
 
-def test_plan_from_nothing_lists_every_create_and_exits_2(reconcile, canvas, moto_endpoint):
+def test_plan_from_nothing_lists_every_create_and_exits_2(reconcile, canvas_file, moto_endpoint):
     run = reconcile("plan", "--detailed-exitcode")
     assert run.code == 2, run.err
     assert f"+ s3_bucket.{BUCKET} will be created" in run.out
@@ -24,10 +22,10 @@ def test_plan_from_nothing_lists_every_create_and_exits_2(reconcile, canvas, mot
     assert "+ lambda_function.code-canvas-astro-lambda will be created" in run.out
     # The image is not there yet, and the plan says so in words.
     assert "image python-repl-container-lambda:v1.2 is not in ECR yet" in run.out
-    assert run.out.rstrip().endswith("Plan: 8 to create, 0 to update, 0 to replace, 0 to delete.")
+    assert run.out.rstrip().endswith(f"Plan: {contract_resources()} to create, 0 to update, 0 to replace, 0 to delete.")
 
 
-def test_plan_json_matches_its_schema_and_lists_every_resource(reconcile, canvas, moto_endpoint):
+def test_plan_json_matches_its_schema_and_lists_every_resource(reconcile, canvas_file, moto_endpoint):
     run = reconcile("plan", "--json")
     assert run.code == 0, run.err
     document = json.loads(run.out)
@@ -73,7 +71,7 @@ def test_apply_then_plan_is_empty_and_second_apply_changes_nothing(reconcile, de
     assert "SUCCESS" not in again.out and "No changes." in again.out
 
     json_plan = json.loads(reconcile("plan", "--json").out)
-    assert json_plan["summary"]["no-op"] == 8
+    assert json_plan["summary"]["no-op"] == contract_resources()
     assert all(c["action"] == "no-op" and c["attributes"] == [] for c in json_plan["changes"])
 
 
@@ -98,16 +96,17 @@ def test_drift_made_by_hand_is_shown_exits_2_and_apply_repairs_it(reconcile, dep
     assert reconcile("plan", "--detailed-exitcode").code == 0
 
 
-def test_apply_without_terminal_or_auto_approve_refuses_and_changes_nothing(reconcile, canvas, aws):
+def test_apply_without_terminal_or_auto_approve_refuses_and_changes_nothing(reconcile, canvas_file, aws):
     run = reconcile("apply")
     assert run.code == 1
     assert "--auto-approve" in run.err and "Traceback" not in run.err
     assert aws.s3.list_buckets()["Buckets"] == []
     # Nobody is there to read a plan: its summary line, not the whole plan, before the refusal.
-    assert run.out.strip().splitlines() == ["Plan: 8 to create, 0 to update, 0 to replace, 0 to delete."]
+    summary = f"Plan: {contract_resources()} to create, 0 to update, 0 to replace, 0 to delete."
+    assert run.out.strip().splitlines() == [summary]
 
 
-def test_resource_of_another_stack_is_refused_and_left_untouched(reconcile, canvas, aws):
+def test_resource_of_another_stack_is_refused_and_left_untouched(reconcile, canvas_file, aws):
     aws.ecr.create_repository(repositoryName=REPO, tags=[{"Key": "canvas:stack", "Value": "billing"}],
                               imageScanningConfiguration={"scanOnPush": False})
     run = reconcile("apply", "--auto-approve")
@@ -118,8 +117,8 @@ def test_resource_of_another_stack_is_refused_and_left_untouched(reconcile, canv
     assert aws.s3.list_buckets()["Buckets"] == []  # nothing else was started either
 
 
-def test_invalid_spec_exits_1_without_traceback_or_any_aws_call(reconcile, canvas, dead_endpoint):
-    canvas.write_text(canvas.read_text().replace("memory: 2048", "memory: 64"))
+def test_invalid_spec_exits_1_without_traceback_or_any_aws_call(reconcile, canvas_file, dead_endpoint):
+    canvas_file.write_text(canvas_file.read_text().replace("memory: 2048", "memory: 64"))
     for command in ("validate", "plan", "apply"):
         run = reconcile(command, "--endpoint-url", dead_endpoint, "--auto-approve") if command == "apply" \
             else reconcile(command) if command == "validate" else reconcile(command, "--endpoint-url", dead_endpoint)
@@ -130,13 +129,13 @@ def test_invalid_spec_exits_1_without_traceback_or_any_aws_call(reconcile, canva
         assert "cannot reach AWS" not in run.err
 
 
-def test_unreachable_endpoint_is_one_clear_error(reconcile, canvas, dead_endpoint):
+def test_unreachable_endpoint_is_one_clear_error(reconcile, canvas_file, dead_endpoint):
     run = reconcile("plan", "--endpoint-url", dead_endpoint)
     assert run.code == 1
     assert run.err.count("cannot reach AWS") == 1 and "Traceback" not in run.err
 
 
-def test_missing_credentials_are_explained(reconcile, canvas, moto_endpoint, monkeypatch):
+def test_missing_credentials_are_explained(reconcile, canvas_file, moto_endpoint, monkeypatch):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name)
     run = reconcile("plan")
@@ -144,7 +143,7 @@ def test_missing_credentials_are_explained(reconcile, canvas, moto_endpoint, mon
     assert "no AWS credentials found" in run.err and "Traceback" not in run.err
 
 
-def test_region_override_is_validated(reconcile, canvas, dead_endpoint):
+def test_region_override_is_validated(reconcile, canvas_file, dead_endpoint):
     run = reconcile("plan", "--region", "mars-1", "--endpoint-url", dead_endpoint)
     assert run.code == 1
     assert "--region" in run.err and "Traceback" not in run.err
@@ -156,7 +155,7 @@ def test_missing_file_is_a_clear_error(reconcile, tmp_path):
     assert "nope.yaml" in run.err and "Traceback" not in run.err
 
 
-def test_validate_accepts_the_contract(reconcile, canvas):
+def test_validate_accepts_the_contract(reconcile, canvas_file):
     run = reconcile("validate")
     assert run.code == 0, run.err
     assert "canvas.yaml is valid" in run.out
@@ -186,7 +185,7 @@ def test_a_missing_canvas_yaml_says_where_it_looked_and_how_to_point_elsewhere(r
     assert f"looked for {tmp_path / 'canvas.yaml'}" in run.err and "-f FILE" in run.err
 
 
-def test_stand_in_image_refuses_an_endpoint_that_is_not_on_this_machine(reconcile, canvas):
+def test_stand_in_image_refuses_an_endpoint_that_is_not_on_this_machine(reconcile, canvas_file):
     # Nothing is sent: the refusal comes before any call (the address is not even resolvable).
     run = reconcile("stand-in-image", "--endpoint-url", "https://ecr.example.invalid")
     assert run.code == 1 and "Traceback" not in run.err

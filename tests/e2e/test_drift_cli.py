@@ -12,10 +12,10 @@ from tests.e2e.conftest import BUCKET, FUNCTION, STACK
 RECORD_KEY = f"canvas/{STACK}/last-applied.json"
 
 
-def edit(canvas, change) -> None:
-    document = yaml.safe_load(canvas.read_text())
+def edit(canvas_file, change) -> None:
+    document = yaml.safe_load(canvas_file.read_text())
     change(document)
-    canvas.write_text(yaml.safe_dump(document, sort_keys=False))
+    canvas_file.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def causes(run) -> dict[tuple[str, str], str]:
@@ -43,7 +43,7 @@ def test_drift_reports_what_changed_in_aws_not_a_pending_edit(reconcile, deploye
     assert f"| `s3_bucket.{BUCKET}` | `versioning` | `Enabled` | `Suspended` |" in markdown.out.splitlines()
 
 
-def test_drift_that_cannot_be_checked_exits_1(reconcile, canvas, dead_endpoint):
+def test_drift_that_cannot_be_checked_exits_1(reconcile, canvas_file, dead_endpoint):
     run = reconcile("drift", "--endpoint-url", dead_endpoint)
     assert run.code == 1
     assert "cannot reach AWS" in run.err and run.out == "" and "Traceback" not in run.err
@@ -75,7 +75,7 @@ def test_history_lists_applies_newest_first(reconcile, deployed, prebuilt_canvas
     assert spec_hashes[0] != spec_hashes[1]  # canvas.yaml changed between the two
 
 
-def test_history_of_an_account_never_applied(reconcile, canvas, moto_endpoint):
+def test_history_of_an_account_never_applied(reconcile, canvas_file, moto_endpoint):
     run = reconcile("history")
     assert (run.code, run.out.strip()) == (0, "No applies recorded."), run.err
 

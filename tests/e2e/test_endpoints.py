@@ -54,7 +54,7 @@ def silent_endpoint():
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])
-def test_an_endpoint_that_is_not_aws_is_one_clear_line(reconcile, canvas, web_server, args):
+def test_an_endpoint_that_is_not_aws_is_one_clear_line(reconcile, canvas_file, web_server, args):
     run = reconcile(*args, "--endpoint-url", web_server, timeout=60)
     assert run.code == 1, run.out + run.err
     assert "Traceback" not in run.err and "ResponseParserError" not in run.err
@@ -63,14 +63,14 @@ def test_an_endpoint_that_is_not_aws_is_one_clear_line(reconcile, canvas, web_se
                       f"AWS_ENDPOINT_URL: is it an AWS emulator (reconcile local), on the right port?"]
 
 
-def test_an_endpoint_without_a_scheme_is_named_with_its_fix(reconcile, canvas):
+def test_an_endpoint_without_a_scheme_is_named_with_its_fix(reconcile, canvas_file):
     run = reconcile("plan", "--endpoint-url", "127.0.0.1:4618")
     assert run.code == 1 and "Traceback" not in run.err
     assert ("Error: --endpoint-url '127.0.0.1:4618' is not an endpoint URL: write it with its scheme, such as "
             "'http://127.0.0.1:4618'") in run.err
 
 
-def test_an_environment_endpoint_without_a_scheme_names_the_variable(reconcile, canvas, monkeypatch):
+def test_an_environment_endpoint_without_a_scheme_names_the_variable(reconcile, canvas_file, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", "localhost:4618")
     run = reconcile("drift")
     assert run.code == 1 and "Traceback" not in run.err
@@ -78,13 +78,13 @@ def test_an_environment_endpoint_without_a_scheme_names_the_variable(reconcile, 
     assert "'http://localhost:4618'" in run.err
 
 
-def test_a_hung_endpoint_says_it_is_waiting_then_gives_up_with_one_line(canvas, silent_endpoint, monkeypatch):
+def test_a_hung_endpoint_says_it_is_waiting_then_gives_up_with_one_line(canvas_file, silent_endpoint, monkeypatch):
     # The real budget (about a minute) with small numbers, so the test takes a second.
     monkeypatch.setattr(aws, "READ_TIMEOUT", 0.3)
     monkeypatch.setattr(aws, "CONNECT_TIMEOUT", 0.3)
     monkeypatch.setattr(aws, "MAX_ATTEMPTS", 2)
     monkeypatch.setattr(aws, "STILL_WAITING_AFTER", 0.1)
-    monkeypatch.chdir(canvas.parent)
+    monkeypatch.chdir(canvas_file.parent)
     result = CliRunner().invoke(cli.main, ["plan", "--endpoint-url", silent_endpoint])
     assert result.exit_code == 1, result.output
     # A plan's reads go out at once, to five services: whichever waits first says so, once.
@@ -102,7 +102,7 @@ def test_the_stated_budget_for_a_hung_endpoint_is_under_a_minute():
     assert config.retries["max_attempts"] == aws.MAX_ATTEMPTS
 
 
-def test_history_that_cannot_read_aws_is_an_error_not_an_empty_list(reconcile, canvas, web_server):
+def test_history_that_cannot_read_aws_is_an_error_not_an_empty_list(reconcile, canvas_file, web_server):
     run = reconcile("history", "--endpoint-url", web_server)
     assert run.code == 1
     assert "No applies recorded." not in run.out

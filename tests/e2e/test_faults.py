@@ -49,7 +49,7 @@ READS = ("Get", "List", "Describe", "Head")
 
 
 @pytest.fixture
-def from_nothing(canvas, fake_docker, fault_proxy, monkeypatch):
+def from_nothing(canvas_file, fake_docker, fault_proxy, monkeypatch):
     """An empty emulator behind the proxy, the contract's canvas.yaml with its build context, and
     the fake docker on PATH; the fake docker pushes through the proxy too, but rules only ever
     touch the tool's own calls."""
@@ -133,7 +133,8 @@ def test_the_operation_is_named_from_the_request_as_botocore_names_it(service, m
 
 FAULT_CASES = {
     # Throttling in each service's own error shape, once per service on its first call ...
-    "throttle-each-service": [dict(fault="throttle", service=service) for service in ("s3", "iam", "sts", "ecr", "lambda")],
+    "throttle-each-service": [dict(fault="throttle", service=service)
+                              for service in ("s3", "iam", "sts", "ecr", "lambda")],
     # ... and once on each service's create.
     "throttle-creates": [dict(fault="throttle", service="s3", operation="CreateBucket"),
                          dict(fault="throttle", service="ecr", operation="CreateRepository"),
@@ -278,8 +279,8 @@ def assert_race_outcome(runs: list[Run]) -> None:
     assert codes in ([0, 0], [0, 1]), [r.out + r.err for r in runs]
     for run in runs:
         if run.code == 1:
-            assert re.search(rf"the stack {STACK} is locked: apply by arn:aws:\S+ on .+, held for \d+s", run.out + run.err), \
-                run.out + run.err
+            locked = rf"the stack {STACK} is locked: apply by arn:aws:\S+ on .+, held for \d+s"
+            assert re.search(locked, run.out + run.err), run.out + run.err
 
 
 def test_two_applies_from_nothing_one_applies_and_the_other_is_refused_or_follows(from_nothing, reconcile, aws,
@@ -312,7 +313,7 @@ def test_two_applies_of_different_changes_leave_a_record_that_agrees_with_aws(fr
 
     assert_race_outcome(runs)
     live = aws.lambda_.get_function_configuration(FunctionName=FUNCTION)["MemorySize"]
-    assert live in [memory for memory, run in zip((3008, 1024), runs) if run.code == 0]
+    assert live in [memory for memory, run in zip((3008, 1024), runs, strict=True) if run.code == 0]
     record = json.loads(aws.s3.get_object(Bucket=BUCKET, Key=RECORD_KEY)["Body"].read())
     assert record["desired"][f"lambda_function.{FUNCTION}"]["memory"] == live
     for here in (big, small):

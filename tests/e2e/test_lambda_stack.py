@@ -38,7 +38,8 @@ def running_digest(aws) -> str:
 def test_stack_from_nothing_waits_for_its_image_then_follows_a_new_push(reconcile, prebuilt_canvas, aws):
     first = reconcile("apply", "--auto-approve")
     assert first.code == 1, first.out + first.err
-    assert re.search(rf"\] \w+ {re.escape(IMAGE)} … FAIL: .*not found in the emulator.s ECR .*stand-in-image", first.out), first.out
+    refused = rf"\] \w+ {re.escape(IMAGE)} … FAIL: .*not found in the emulator.s ECR .*stand-in-image"
+    assert re.search(refused, first.out), first.out
     assert "Traceback" not in first.err
     plan_shown = first.out.split("[1/")[0]
     assert f"{IMAGE} will be created" in plan_shown and "not in ECR" in plan_shown  # said plainly up front

@@ -86,7 +86,7 @@ def test_outputs_of_a_deployed_stack_agree_with_aws(reconcile, deployed, aws):
     assert json.loads(as_json.out) == expected
 
 
-def test_outputs_of_an_empty_account_are_all_absent(reconcile, canvas, aws):
+def test_outputs_of_an_empty_account_are_all_absent(reconcile, canvas_file, aws):
     text = reconcile("outputs")
     assert text.code == 0, text.err
     assert text_outputs(text.out) == [(name, "(not deployed)") for name in OUTPUT_NAMES]
@@ -118,10 +118,10 @@ def test_destroy_refuses_without_confirmation_and_deletes_nothing(reconcile, dep
         assert inventory(aws) == before, missing_or_wrong
 
 
-def test_destroy_on_a_terminal_asks_for_the_bucket_name_not_yes(aws, canvas, monkeypatch):
+def test_destroy_on_a_terminal_asks_for_the_bucket_name_not_yes(aws, canvas_file, monkeypatch):
     aws.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     aws.s3.put_bucket_tagging(Bucket=BUCKET, Tagging={"TagSet": [{"Key": "canvas:stack", "Value": STACK}]})
-    monkeypatch.chdir(canvas.parent)
+    monkeypatch.chdir(canvas_file.parent)
     monkeypatch.setattr(cli, "stdin_is_tty", lambda: True)
 
     result = CliRunner().invoke(cli.main, ["destroy", "--delete-bucket"], input="yes\n")

@@ -30,7 +30,7 @@ def test_the_section_has_the_emulator_command_then_the_script():
         assert needed in script
 
 
-def test_the_readme_commands_deploy_the_repositorys_canvas_yaml_against_reconcile_local(canvas, tmp_path):
+def test_the_readme_commands_deploy_the_repositorys_canvas_yaml_against_reconcile_local(canvas_file, tmp_path):
     emulator, script = readme_blocks()
     port = str(free_port())
     # A newcomer's shell: the venv's reconcile on PATH, no AWS settings of their own.

@@ -12,10 +12,10 @@ from tests.ecr_images import register_image
 SECRET = "s3cr3t-token-value-9f2c"
 
 
-def declare(canvas, **function):
-    document = yaml.safe_load(canvas.read_text())
+def declare(canvas_file, **function):
+    document = yaml.safe_load(canvas_file.read_text())
     document["function"].update(function)
-    canvas.write_text(yaml.safe_dump(document, sort_keys=False))
+    canvas_file.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def memory(aws) -> int:

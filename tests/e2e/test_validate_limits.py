@@ -46,7 +46,8 @@ def test_an_oversized_and_a_deeply_nested_file(reconcile, tmp_path):
 
 
 def test_a_tag_value_with_a_trailing_space(reconcile, tmp_path):
-    text = CONTRACT.read_text(encoding="utf-8").replace("region: us-west-2\n", 'region: us-west-2\ntags: {team: "web "}\n')
+    text = CONTRACT.read_text(encoding="utf-8").replace("region: us-west-2\n",
+                                                        'region: us-west-2\ntags: {team: "web "}\n')
     (tmp_path / "canvas.yaml").write_text(text, encoding="utf-8")
     assert _refused(reconcile, "canvas.yaml") == (
         "canvas.yaml:4:14: tags.team: must not start or end with a space: AWS trims it, "

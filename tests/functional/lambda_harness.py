@@ -3,8 +3,7 @@ Canvas plans the foundation only), a colleague's Lambda console that can push an
 `docker push` would, a call recorder that keeps each call's parameters, a fake clock for the
 retries, and faults that pass after N failures.
 
-The fixtures (stack, lambda_console, deploy, deployed) are imported by the test modules that
-use them (`from lambda_harness import …`), so the foundation tests' conftest.py stays as it is.
+The fixtures built from them (stack, lambda_console, deploy, deployed) are in conftest.py.
 """
 from __future__ import annotations
 
@@ -15,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-
 from moto_harness import FAKE_ENV, LAMBDA_TRUST, REGION, STACK, USER_TAGS, CallRecorder, Canvas, Console, Names
+
 from reconciler.aws import Clients
 from reconciler.kinds.lambda_permission import URL_ACCESS, URL_INVOKE
 from reconciler.plan import Plan
@@ -196,48 +194,3 @@ def make_stack(path: Path, names: Names, clients: Clients, calls: ParamsRecorder
     stack = LambdaCanvas(path=path, names=names, clients=clients, calls=calls)
     stack.write()
     return stack
-
-
-@functools.cache
-def _shared_engine() -> tuple[Clients, ParamsRecorder]:
-    # Cached for the process rather than session-scoped: each test module imports these
-    # fixtures, and pytest would otherwise build one set per module.
-    return engine_clients_for()
-
-
-@functools.cache
-def _shared_console_clients() -> dict:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in FAKE_ENV.items():
-            env.setenv(name, value)
-        session = boto3.Session()
-        return {(service, REGION): session.client(service, region_name=REGION) for service in SERVICES}
-
-
-@pytest.fixture
-def stack(tmp_path, names) -> LambdaCanvas:
-    return make_stack(tmp_path / "canvas.yaml", names, *_shared_engine())
-
-
-@pytest.fixture
-def lambda_console(names) -> LambdaConsole:
-    return LambdaConsole(names, _shared_console_clients())
-
-
-@pytest.fixture
-def deploy(stack, lambda_console) -> Callable[..., LambdaCanvas]:
-    """Deploy the whole stack (canvas.yaml changed by `edit` first, if given) and converge it,
-    running the image pushed first; the calls recorded so far are cleared."""
-    def deploy_with(edit: Callable[[dict], None] | None = None) -> LambdaCanvas:
-        stack.write(edit)
-        lambda_console.make_repository(STACK_TAGS)
-        stack.first_digest = lambda_console.push(b"image one")
-        stack.converge()
-        stack.calls.clear()
-        return stack
-    return deploy_with
-
-
-@pytest.fixture
-def deployed(deploy) -> LambdaCanvas:
-    return deploy()

@@ -3,8 +3,8 @@ import itertools
 
 import pytest
 from botocore.stub import Stubber
-
 from moto_harness import REGION, STACK
+
 from reconciler.apply import failure_report
 from reconciler.plan import Action, AttributeChange, Plan, ResourceChange
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 
-from lambda_harness import (  # noqa: F401  (deploy … stack are fixtures)
-    FUNCTION, STACK_TAGS, TAG, deploy, deployed, lambda_console, stack,
-)
+from lambda_harness import FUNCTION, STACK_TAGS, TAG
+
 from reconciler.plan import Action, AttributeChange
-from tests.ecr_images import register_image
 from reconciler.render import render_json, render_text
+from tests.ecr_images import register_image
 
 
 def test_a_missing_tag_is_said_plainly_in_both_renderings(stack, lambda_console):

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import pytest
-
-from lambda_harness import (  # noqa: F401  (deploy … stack are fixtures)
-    FUNCTION, STACK_TAGS, LambdaConsole, deploy, deployed, lambda_console, stack,
-)
+from lambda_harness import FUNCTION, STACK_TAGS, LambdaConsole
 from moto_harness import Echo
+
 from reconciler.apply import apply_recorded
 from reconciler.kinds.lambda_permission import URL_INVOKE
 from reconciler.plan import Action, Cause

@@ -1,7 +1,7 @@
 """ecr_repository against moto: create, drift of each managed attribute, unmanaged attributes."""
 import pytest
-
 from moto_harness import STACK, USER_TAGS
+
 from reconciler.plan import Action
 
 

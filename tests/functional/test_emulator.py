@@ -48,7 +48,7 @@ def test_a_requested_port_is_used_and_the_context_manager_stops_it():
         assert client("sts", emulator.url).get_caller_identity()["Account"]
     assert not answers(port)
     with pytest.raises(EmulatorError, match="not running"):
-        emulator.url
+        _ = emulator.url
 
 
 def test_a_port_in_use_is_a_clear_error():

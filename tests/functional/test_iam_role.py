@@ -2,8 +2,8 @@
 import json
 
 import pytest
-
 from moto_harness import LAMBDA_BASIC, LAMBDA_TRUST, STACK, USER_TAGS, least_privilege_policy, seed_guide_policy
+
 from reconciler.errors import PlanError
 from reconciler.normalize import canonical_policy, policy_identity
 from reconciler.plan import Action

@@ -1,10 +1,10 @@
 """A create refused because the resource exists (a lost response, a concurrent apply) is
 adopted when it is this stack's, and refused as in plan when it is another's."""
 import pytest
-
 from moto_harness import STACK, USER_TAGS
-from reconciler.normalize import STACK_TAG
+
 from reconciler.plan import Action
+from reconciler.reserved import STACK_TAG
 
 OURS = {**USER_TAGS, STACK_TAG: STACK}
 KINDS = ("s3_bucket", "ecr_repository", "iam_role")

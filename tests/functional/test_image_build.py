@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from moto_harness import FAKE_ENV, REGION, CallRecorder, Echo
+
 from reconciler.apply import apply_plan
 from reconciler.aws import Clients
 from reconciler.kinds import container_image

@@ -16,13 +16,21 @@ from typing import Any, Callable
 
 import jsonschema
 import pytest
-
-import reconciler
-from lambda_harness import (  # noqa: F401  (deploy … stack are fixtures)
-    FUNCTION, ROLE_NOT_ASSUMABLE, STACK_TAGS, TARGET, FakeTime, Flaky, LambdaConsole, ParamsRecorder,
-    deploy, deployed, engine_clients_for, lambda_console, make_stack, stack,
+from lambda_harness import (
+    FUNCTION,
+    ROLE_NOT_ASSUMABLE,
+    STACK_TAGS,
+    TARGET,
+    FakeTime,
+    Flaky,
+    LambdaConsole,
+    ParamsRecorder,
+    engine_clients_for,
+    make_stack,
 )
 from moto_harness import DATABASE_KEY, STACK
+
+import reconciler
 from reconciler.aws import Clients
 from reconciler.errors import PlanError
 from reconciler.kinds import lambda_permission

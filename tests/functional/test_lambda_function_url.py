@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from lambda_harness import FUNCTION
 
-from lambda_harness import (  # noqa: F401  (deploy … stack are fixtures)
-    FUNCTION, deploy, deployed, lambda_console, stack,
-)
 from reconciler.plan import Action, AttributeChange
 
 ORIGINS = ["https://app.example.com", "https://admin.example.com"]

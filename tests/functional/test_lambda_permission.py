@@ -7,10 +7,8 @@ get_policy's two shapes — AWS's Condition block and moto's flat fields — nor
 from __future__ import annotations
 
 import pytest
+from lambda_harness import ACCOUNT, FUNCTION, REGION
 
-from lambda_harness import (  # noqa: F401  (deploy … stack are fixtures)
-    ACCOUNT, FUNCTION, REGION, deploy, deployed, lambda_console, stack,
-)
 from reconciler.kinds.lambda_permission import URL_ACCESS, URL_INVOKE, normalize_statement
 from reconciler.plan import Action, AttributeChange
 

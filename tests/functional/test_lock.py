@@ -5,13 +5,13 @@ import json
 import threading
 
 import pytest
-
 from moto_harness import STACK, Echo
+
 from reconciler import lock
-from reconciler.plan import Action
-from reconciler.safe_apply import StalePlan, locked_apply, plan_sha256
-from reconciler.planner import build_plan
 from reconciler.kinds import FOUNDATION
+from reconciler.plan import Action
+from reconciler.planner import build_plan
+from reconciler.safe_apply import StalePlan, locked_apply, plan_sha256
 
 
 def lock_document(console, names):

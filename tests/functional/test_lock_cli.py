@@ -1,8 +1,8 @@
 """`reconcile force-unlock` and `--lock-timeout` through the command line, against moto in-process."""
 import pytest
 from click.testing import CliRunner
-
 from moto_harness import STACK
+
 from reconciler import cli, lock
 
 

@@ -3,11 +3,11 @@ import threading
 
 import botocore.exceptions
 import pytest
-
 from moto_harness import OTHER_REGION, REGION, STACK, USER_TAGS
+
 from reconciler.errors import PlanError, ReconcileError
-from reconciler.normalize import STACK_TAG
 from reconciler.plan import Action, AttributeChange
+from reconciler.reserved import STACK_TAG
 
 KINDS = ["s3_bucket", "ecr_repository", "iam_role"]
 SERVICE = {"s3_bucket": "s3", "ecr_repository": "ecr", "iam_role": "iam"}

@@ -12,13 +12,12 @@ import re
 from pathlib import Path
 
 import boto3
-
-from lambda_harness import (  # noqa: F401  (deploy … stack are fixtures)
-    FUNCTION, deploy, deployed, lambda_console, stack,
-)
+from lambda_harness import FUNCTION
 from moto_harness import REGION, STACK, Echo, inject_error
+
 from reconciler import __version__, record
 from reconciler.apply import apply_recorded
+from reconciler.kinds import BY_TYPE
 from reconciler.kinds.lambda_function import looks_secret
 from reconciler.plan import Cause
 from reconciler.render import render_history
@@ -58,8 +57,8 @@ def test_a_successful_apply_records_every_field_and_no_secret_value(stack, lambd
 
     assert applied.ok and applied.recorded == f"s3://{stack.names.bucket}/canvas/{STACK}/last-applied.json"
     document = stored(stack)
-    assert set(document) == {"format_version", "apply_id", "stack", "spec_sha256", "tool_version", "applied_at", "caller_arn",
-                             "changes", "desired"}
+    assert set(document) == {"format_version", "apply_id", "stack", "spec_sha256", "tool_version", "applied_at",
+                             "caller_arn", "changes", "desired"}
     assert document["format_version"] == 1 and document["stack"] == STACK
     assert document["spec_sha256"] == stack.spec().sha256
     assert document["tool_version"] == __version__
@@ -193,8 +192,10 @@ def test_the_read_only_policy_allows_every_call_plan_drift_and_history_make_and_
     apply(deployed)
     deployed.calls.clear()
 
-    deployed.plan()
+    plan = deployed.plan()
     record.history(deployed.clients, bucket=deployed.names.bucket, stack=STACK)
+    # Every kind was read, so a new kind's read calls fail here until the policy allows them.
+    assert {change.type for change in plan.changes} == set(BY_TYPE)
 
     allowed = allowed_actions()
     needed = {action for service, operation in deployed.calls.calls

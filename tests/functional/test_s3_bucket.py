@@ -1,7 +1,7 @@
 """s3_bucket against moto: create, drift of each managed attribute, repair."""
 import pytest
-
 from moto_harness import STACK, USER_TAGS
+
 from reconciler.plan import Action
 
 ALL_BLOCKED = {"BlockPublicAcls": True, "IgnorePublicAcls": True,

@@ -3,6 +3,7 @@
 each shown able to fail, on a small file or contract that breaks its rule."""
 from __future__ import annotations
 
+import configparser
 import os
 import shutil
 import subprocess
@@ -19,8 +20,11 @@ def tool(name: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess
     return subprocess.run([executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def test_ruff_finds_nothing_in_reconciler_runtime_and_bench():
-    run = tool("ruff", "check", "--no-cache", "reconciler", "runtime", "bench")
+def test_ruff_finds_nothing_in_reconciler_runtime_bench_and_tests():
+    # tests/runtime is left out while it is being rewritten alongside runtime/ (issue 15): it
+    # still has findings (long lines, import order) that the rewrite will settle.
+    run = tool("ruff", "check", "--no-cache", "--extend-exclude", "tests/runtime",
+               "reconciler", "runtime", "bench", "tests")
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -30,9 +34,25 @@ def test_ruff_would_catch_a_finding(tmp_path):
     assert run.returncode == 1 and "F401" in run.stdout and "B905" in run.stdout, run.stdout
 
 
-def test_mypy_finds_no_error_in_reconciler():
+def test_mypy_finds_no_error_in_reconciler_and_runtime():
     run = tool("mypy")  # files and settings from setup.cfg
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_mypy_sees_every_runtime_module():
+    """Each runtime module is checked, or on the short list of those still being typed: a new
+    module cannot join runtime/ unchecked."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    checked = {entry.strip() for entry in config["mypy"]["files"].split(",")}
+    waiting = {section.removeprefix("mypy-") for section in config.sections()
+               if section.startswith("mypy-runtime") and config[section].getboolean("ignore_errors")}
+    pending = {name.strip() for group in waiting for name in group.split(",")}
+    for module in sorted((ROOT / "runtime").rglob("*.py")):
+        path = module.relative_to(ROOT).as_posix()
+        name = path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        assert "runtime" in checked or path in checked or name in pending, f"{path}: neither checked nor pending"
+        assert not (path in checked and name in pending), f"{path}: checked and still marked pending"
 
 
 def test_mypy_would_catch_an_error(tmp_path):

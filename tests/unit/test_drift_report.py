@@ -65,7 +65,7 @@ def test_text_plan_marks_drift_lines_and_ends_a_drifted_block_with_the_two_choic
 
 
 def test_drift_in_colour_is_marked_in_its_own_colour():
-    line = next(l for l in render_text(plan_of(BUCKET)).splitlines() if "versioning" in l)
+    line = next(text for text in render_text(plan_of(BUCKET)).splitlines() if "versioning" in text)
     assert click.style("(drift)", fg="cyan", bold=True) in line
 
 
@@ -131,7 +131,7 @@ def test_long_values_are_shortened_in_the_markdown_table():
     policy = {"Statement": [{"Action": [f"s3:Action{i}" for i in range(30)]}]}
     role = ResourceChange("iam_role", "r", Action.UPDATE, attributes=(
         AttributeChange("inline_policies.Extra", policy, None, cause=Cause.DRIFT),))
-    [row] = [l for l in render_drift_markdown(plan_of(role)).splitlines() if l.startswith("| `iam_role.r`")]
+    [row] = [text for text in render_drift_markdown(plan_of(role)).splitlines() if text.startswith("| `iam_role.r`")]
     assert len(row) < 200 and "…" in row
     assert "Long values are shortened here" in render_drift_markdown(plan_of(role))
 
@@ -184,6 +184,7 @@ def test_pending_changes_are_counted_in_resources_as_the_plan_counts_them():
     # and drift must not say "5 pending change(s)".
     created = [ResourceChange(kind, "x", Action.CREATE, attributes=tuple(
         AttributeChange(name, None, 1) for name in names))
-        for kind, names in (("s3_bucket", ("versioning", "encryption", "tags")), ("iam_role", ("trust_policy", "tags")))]
+        for kind, names in (("s3_bucket", ("versioning", "encryption", "tags")),
+                            ("iam_role", ("trust_policy", "tags")))]
     assert plain(render_drift_text(plan_of(*created))).splitlines()[-1] == (
         "Not drift: 2 resource(s) with changes from canvas.yaml not applied yet (`reconcile plan` shows them).")

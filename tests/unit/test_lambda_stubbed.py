@@ -17,8 +17,8 @@ from botocore.stub import Stubber
 from reconciler.aws import Clients, retry
 from reconciler.errors import ReconcileError
 from reconciler.kinds import lambda_function, lambda_permission
-from reconciler.planner import resource_change
 from reconciler.plan import Action
+from reconciler.planner import resource_change
 from reconciler.spec import load_spec
 from reconciler.target import Target
 

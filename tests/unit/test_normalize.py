@@ -4,8 +4,14 @@ import json
 import pytest
 
 from reconciler.normalize import (
-    DEFAULT_POLICY_VERSION, STACK_TAG, canonical_policy, desired_tags, partition, policy_identity,
-    tags_from_aws, tags_to_aws,
+    DEFAULT_POLICY_VERSION,
+    STACK_TAG,
+    canonical_policy,
+    desired_tags,
+    partition,
+    policy_identity,
+    tags_from_aws,
+    tags_to_aws,
 )
 
 BUCKET = "arn:aws:s3:::code-canvas-astro-db"

@@ -10,13 +10,20 @@ import pathlib
 import shutil
 import tempfile
 import threading
-from pathlib import Path
 import time
+from pathlib import Path
 
 import pytest
 
 from reconciler.spec import (
-    DERIVED_ENV_KEYS, RESERVED_ENV_KEYS, Problem, Spec, SpecError, check_region, load_spec, schema,
+    DERIVED_ENV_KEYS,
+    RESERVED_ENV_KEYS,
+    Problem,
+    Spec,
+    SpecError,
+    check_region,
+    load_spec,
+    schema,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -122,10 +129,15 @@ def test_sha256_is_of_the_raw_bytes_and_stable(write):
     assert commented.data == load_spec(CONTRACT).data
 
 
-def test_spec_is_frozen():
+def test_no_field_of_a_spec_can_be_reassigned_or_deleted():
+    # Shallow, as a frozen dataclass is: `data` is a plain dict the engine treats as read-only.
     spec = load_spec(CONTRACT)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        spec.file = "other.yaml"  # type: ignore[misc]
+    for field in dataclasses.fields(spec):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(spec, field.name, getattr(spec, field.name))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            delattr(spec, field.name)
+    assert isinstance(spec.warnings, tuple)
 
 
 def test_minimal_spec_gets_schema_defaults_and_leaves_the_rest_unmanaged(write):
@@ -159,7 +171,8 @@ def test_every_optional_key_accepted(write):
     full = full.replace("  database_key: app.db\n", (
         "  database_key: app.db\n  versioning: false\n  encryption: aws:kms\n"
         "  kms_key_id: alias/demo\n  block_public_access: false\n"))
-    full = full.replace("  name: demo\n", "  name: team/demo\n  scan_on_push: false\n  tag_mutability: MUTABLE\n  keep_images: 3\n")
+    full = full.replace("  name: demo\n",
+                        "  name: team/demo\n  scan_on_push: false\n  tag_mutability: MUTABLE\n  keep_images: 3\n")
     full = full.replace("  tag: latest\n", (
         "  tag: latest\n  build:\n    dockerfile: Dockerfile\n    context: app\n"
         "    platform: linux/arm64\n    args: {PY: '3.12'}\n"))
@@ -553,7 +566,8 @@ def test_arm64_without_a_build_section_is_fine(write):
                           "(code-canvas-astro); remove it here"),
     ("{aws:cloudformation: x}", 'tags.aws:cloudformation: tag names starting with "aws:" are reserved by AWS'),
     ("{AWS:x: y}", 'tags.AWS:x: tag names starting with "aws:" are reserved by AWS'),
-    (f"{{{'k' * 129}: v}}", f"tags.{'k' * 60}… (129 characters): tag names must be 1–128 characters long (this one is 129)"),
+    (f"{{{'k' * 129}: v}}",
+     f"tags.{'k' * 60}… (129 characters): tag names must be 1–128 characters long (this one is 129)"),
     ('{"team!": v}', 'tags.team!: in tag names, only letters, digits, spaces and "_.:/=+-@" are allowed (found "!")'),
     ('{team: "a;b"}', 'tags.team: only letters, digits, spaces and "_.:/=+-@" are allowed (found ";")'),
     (f"{{team: {'v' * 257}}}", "tags.team: is 257 characters long; the maximum is 256"),
@@ -644,7 +658,8 @@ def test_missing_section_points_at_the_document(write):
 def test_unknown_key_points_at_the_key_and_suggests(write):
     problem = only_problem(write(edited("  scan_on_push: true", "  scan_on_pusk: true")))
     assert (problem.line, problem.column, problem.path) == (14, 3, "repository.scan_on_pusk")
-    assert problem.message == 'unknown key; did you mean "scan_on_push"? (allowed: name, scan_on_push, tag_mutability, keep_images)'
+    assert problem.message == ('unknown key; did you mean "scan_on_push"? '
+                               '(allowed: name, scan_on_push, tag_mutability, keep_images)')
 
 
 def test_unknown_key_without_a_close_match_lists_what_is_allowed(write):
@@ -1119,7 +1134,8 @@ def test_a_huge_integer_is_refused_where_it_is(write):
     # Python refuses to convert an integer of over 4300 digits: this was a traceback.
     problem = only_problem(write(edited("memory: 2048", "memory: " + "1" * 5000)))
     assert ((problem.line, problem.column), problem.message) == (
-        (30, 11), "this number is 5000 characters long; no canvas.yaml value needs one over 100 (quote it if it is text)",
+        (30, 11),
+        "this number is 5000 characters long; no canvas.yaml value needs one over 100 (quote it if it is text)",
     )
 
 
