@@ -27,8 +27,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parents[1]), str(HERE)]
 
-from runtime_testkit import (S3, RuntimeProcess, aws_env, free_port,  # noqa: E402
-                             runtime_environment, serve_fake_extensions_api, start_extension, wait_for)
+from runtime_testkit import (  # noqa: E402
+    S3,
+    RuntimeProcess,
+    aws_env,
+    free_port,
+    runtime_environment,
+    serve_fake_extensions_api,
+    start_extension,
+    wait_for,
+)
 
 from runtime.config import Config  # noqa: E402
 from runtime.replica import Replica  # noqa: E402
@@ -78,8 +86,10 @@ def bench_requests(endpoint: str, home: Path) -> None:
         report("GET /api/tasks straight to the app", timed(lambda: request(app_port, "GET", "/api/tasks"), 200))
         report("GET /api/tasks through the runtime", timed(lambda: request(process.port, "GET", "/api/tasks"), 200))
         body = json.dumps({"title": "bench"}).encode()
-        report("POST /api/tasks straight to the app (no sync)", timed(lambda: request(app_port, "POST", "/api/tasks", body), 50))
-        report("POST /api/tasks through the runtime (synced)", timed(lambda: request(process.port, "POST", "/api/tasks", body), 50))
+        report("POST /api/tasks straight to the app (no sync)",
+               timed(lambda: request(app_port, "POST", "/api/tasks", body), 50))
+        report("POST /api/tasks through the runtime (synced)",
+               timed(lambda: request(process.port, "POST", "/api/tasks", body), 50))
     finally:
         process.cleanup()
 
@@ -122,8 +132,10 @@ def bench_large(endpoint: str, home: Path, size_mb: int) -> None:
     sync_ms = (time.perf_counter() - started) * 1000
     sync_peak = tracemalloc.get_traced_memory()[1] / MB
     tracemalloc.stop()
-    print(f"  restore (ranged If-Match GETs, quick_check)            {restore_ms:8.0f} ms   peak Python heap {restore_peak:5.1f} MB")
-    print(f"  sync ({outcome.value}: snapshot + multipart If-Match PUT)      {sync_ms:8.0f} ms   peak Python heap {sync_peak:5.1f} MB")
+    print(f"  restore (base + deltas, checked, quick_check)           {restore_ms:8.0f} ms   "
+          f"peak Python heap {restore_peak:5.1f} MB")
+    print(f"  sync ({outcome.value}: a one-row page delta + manifest)       {sync_ms:8.0f} ms   "
+          f"peak Python heap {sync_peak:5.1f} MB")
     print(f"  bench process peak RSS (runtime code only; moto is another process): {peak_rss_mb():.0f} MB")
     app.close()
     replica.close()
@@ -146,7 +158,8 @@ def bench_extension(endpoint: str, home: Path) -> None:
     api.shutdown()
     extension.wait(30)
     print("extension (small database, one unsynced change):")
-    print(f"  SHUTDOWN -> final sync uploaded -> exit             {(time.perf_counter() - started) * 1000:8.0f} ms   (budget 2000 ms)")
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    print(f"  SHUTDOWN -> final sync uploaded -> exit             {elapsed_ms:8.0f} ms   (budget 2000 ms)")
     process.cleanup()
 
 

@@ -14,9 +14,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-from runtime_testkit import (PROBE_APP, TASKBOARD, S3, RuntimeProcess, free_port, runtime_environment,
-                             serve_fake_extensions_api)
+from runtime_testkit import (
+    PROBE_APP,
+    S3,
+    TASKBOARD,
+    RuntimeProcess,
+    free_port,
+    runtime_environment,
+    serve_fake_extensions_api,
+)
 
 from runtime import handler as lambda_handler
 

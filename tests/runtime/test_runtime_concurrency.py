@@ -35,7 +35,8 @@ def test_the_lambda_handler_refuses_before_touching_s3_or_starting_the_app(s3, l
 
 def test_a_concurrency_of_one_serves_normally(s3, lambda_env, monkeypatch):
     monkeypatch.setenv("AWS_LAMBDA_MAX_CONCURRENCY", "1")
-    assert lambda_handler.handler(function_url_event("POST", "/api/tasks", {"title": "kept"}), None)["statusCode"] == 201
+    event = function_url_event("POST", "/api/tasks", {"title": "kept"})
+    assert lambda_handler.handler(event, None)["statusCode"] == 201
     assert s3.query("SELECT title FROM tasks") == [("kept",)]
 
 

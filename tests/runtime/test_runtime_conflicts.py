@@ -40,7 +40,8 @@ def test_concurrent_writers_never_lose_an_acknowledged_write(s3, start_runtime):
             with lock:
                 outcomes.append((title, response.status, response.header("Retry-After")))
 
-    threads = [threading.Thread(target=write, args=(runtime, name)) for runtime, name in zip(runtimes, "ab")]
+    threads = [threading.Thread(target=write, args=(runtime, name))
+               for runtime, name in zip(runtimes, "ab", strict=True)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -2,12 +2,18 @@
 result, and serve mode's emulation of the Function URL front end."""
 import base64
 import gzip
-import json
 
 import pytest
 
-from runtime.events import (MAX_PAYLOAD_BYTES, AppResponse, EventError, PayloadTooLarge, request_from_event,
-                            request_target, result_from_response)
+from runtime.events import (
+    MAX_PAYLOAD_BYTES,
+    AppResponse,
+    EventError,
+    PayloadTooLarge,
+    request_from_event,
+    request_target,
+    result_from_response,
+)
 from runtime.function_url import event_from_http, http_from_result
 
 
@@ -187,7 +193,8 @@ def test_http_request_becomes_a_payload_2_event():
 
 def test_binary_http_body_becomes_base64_in_the_event():
     raw = bytes(range(256))
-    produced = event_from_http(method="PUT", target="/", headers=[("Content-Type", "application/octet-stream")], body=raw)
+    produced = event_from_http(method="PUT", target="/", headers=[("Content-Type", "application/octet-stream")],
+                               body=raw)
     assert produced["isBase64Encoded"] is True and base64.b64decode(produced["body"]) == raw
 
 

@@ -75,7 +75,7 @@ def test_write_whose_sync_fails(s3, start_runtime, probe_env):
         request.join(30)
         request_id = generic_id(result["response"], 503, s3.bucket, KEY)
         line = error_line(runtime.log(), status=503, request_id=request_id, cause="sync-failed")
-        assert f"POST /gate: the change is not confirmed durable" in line and f"s3://{s3.bucket}/{KEY}" in line
+        assert "POST /gate: the change is not confirmed durable" in line and f"s3://{s3.bucket}/{KEY}" in line
     finally:
         s3.client.create_bucket(Bucket=s3.bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
 
@@ -94,7 +94,8 @@ def test_a_bug_in_the_runtime_is_a_500_with_the_trace_in_the_log_only(tmp_path, 
     assert json.loads(result["body"]) == {"error": "500 Internal Server Error", "requestId": "req-bug"}
     records = [r for r in caplog.records if r.getMessage().startswith("canvas-runtime ")]
     assert len(records) == 1 and records[0].levelno == logging.ERROR
-    assert records[0].getMessage() == "canvas-runtime 500 request=req-bug cause=runtime-bug: unexpected error in the runtime"
+    assert records[0].getMessage() == ("canvas-runtime 500 request=req-bug cause=runtime-bug: "
+                                       "unexpected error in the runtime")
     assert records[0].exc_info is not None and "Traceback" not in result["body"]
 
 

@@ -3,7 +3,6 @@ app that echoes what it received, and back. These tests only read what the app s
 share one runtime (and one bucket) for speed."""
 import base64
 import gzip
-import json
 import uuid
 
 import pytest

@@ -55,7 +55,8 @@ class Handler(BaseHTTPRequestHandler):
                               [("Content-Type", "text/plain"), ("Content-Encoding", "gzip")])
         if path == "/cookies":
             return self._send(200, b"cookies", [("Content-Type", "text/plain"), ("Set-Cookie", "a=1; Path=/"),
-                                                ("Set-Cookie", "b=2; HttpOnly"), ("X-Multi", "one"), ("X-Multi", "two")])
+                                                ("Set-Cookie", "b=2; HttpOnly"), ("X-Multi", "one"),
+                                                ("X-Multi", "two")])
         if path.startswith("/status/"):
             return self._send(int(path.rsplit("/", 1)[1]), b"status", [("Content-Type", "text/plain")])
         if path == "/media":
