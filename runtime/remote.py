@@ -271,8 +271,9 @@ def compact(store: ObjectStore, head: Head, shadow: str, *, writer: str, grace: 
     manifest = head.manifest
     now = clock()
     expired = {old.key for old in manifest.retired if old.at < now - grace}
-    staging = shadow + ".base"
-    shutil.copyfile(shadow, staging)  # the shadow moves on with later commits; the upload must not
+    # Compaction runs inside the request that made the log long (requests are serialized), so the
+    # shadow cannot move while its parts upload: no staging copy is needed.
+    staging = shadow
     slimmed = Head(etag=head.etag, manifest=manifest.without_retired(expired))
     try:
         composable = (touched is not None and manifest.page_size == pages.page_size_of(staging)
@@ -285,8 +286,6 @@ def compact(store: ObjectStore, head: Head, shadow: str, *, writer: str, grace: 
     except Conflict as error:
         log.info("compaction of %s skipped: another writer committed first (%s)", store.where, error)
         return None
-    finally:
-        os.remove(staging)
     how = f"{moved[0]} bytes uploaded, {moved[1]} copied server-side" if moved else "uploaded whole"
     log.info("compacted %s: %d log entries (%d bytes) folded into a new base at txid %d (%s)", store.where,
              len(manifest.log), manifest.log_bytes, manifest.txid, how)
