@@ -154,6 +154,12 @@ class Replica:
                 if live:
                     database.remove(live)
                 raise Unavailable(str(error), cause=_store_cause(error)) from None
+            except OSError as error:  # e.g. /tmp filled up while writing pages: the file is half done
+                database.remove(target)
+                if live:
+                    database.remove(live)
+                self._shadow_txid = None
+                raise Unavailable(f"rebuilding {self.store.where} locally failed: {error}") from None
             if have_txid is None:
                 os.replace(target, self.config.shadow_path)
                 self._touched = touched
@@ -549,7 +555,9 @@ def _ship_snapshot(store: ObjectStore, head: Head, config: Config) -> remote.Com
         return remote.commit_base(store, head, config.snapshot_path, txid=(manifest.txid if manifest else 0) + 1,
                                   writer=writer)
     if os.path.getsize(config.shadow_path) != manifest.page_count * manifest.page_size:
-        raise Conflict(f"the shadow copy in {config.shadow_path} is not the state at txid {manifest.txid}")
+        # No trustworthy copy to diff against, but the local state derives from this very version
+        # (its ETag was checked): the snapshot as a whole is the change.
+        return remote.commit_base(store, head, config.snapshot_path, txid=manifest.txid + 1, writer=writer)
     delta = pages.diff(config.shadow_path, config.snapshot_path, txid=manifest.txid + 1)
     if not delta.pages and delta.page_count == manifest.page_count:
         return None

@@ -64,7 +64,7 @@ def titles(path):
         connection.close()
 
 
-def test_pull_writes_the_current_state_of_base_and_deltas(canvas, reconcile, bucket, environment, tmp_path):
+def test_pull_writes_the_current_state_of_base_and_deltas(canvas_file, reconcile, bucket, environment, tmp_path):
     bucket.put_object(Bucket=BUCKET, Key=DB_KEY, Body=seed_file(tmp_path / "seed.db", ["alpha"]).read_bytes())
     environment.restore()  # adopts the single object
     commit_rows(environment, ["beta", "gamma"])
@@ -78,7 +78,7 @@ def test_pull_writes_the_current_state_of_base_and_deltas(canvas, reconcile, buc
     assert not (tmp_path / "copy.db.part").exists()
 
 
-def test_pull_of_the_single_object_layout_and_the_default_name(canvas, reconcile, bucket, tmp_path):
+def test_pull_of_the_single_object_layout_and_the_default_name(canvas_file, reconcile, bucket, tmp_path):
     bucket.put_object(Bucket=BUCKET, Key=DB_KEY, Body=seed_file(tmp_path / "seed.db", ["only"]).read_bytes())
     run = reconcile("db", "pull")
     assert run.code == 0, run.err
@@ -86,7 +86,7 @@ def test_pull_of_the_single_object_layout_and_the_default_name(canvas, reconcile
     assert "the single-object layout" in run.out
 
 
-def test_pull_refuses_to_replace_a_file_unless_forced(canvas, reconcile, bucket, tmp_path):
+def test_pull_refuses_to_replace_a_file_unless_forced(canvas_file, reconcile, bucket, tmp_path):
     bucket.put_object(Bucket=BUCKET, Key=DB_KEY, Body=seed_file(tmp_path / "seed.db", ["x"]).read_bytes())
     (tmp_path / "mine.db").write_bytes(b"precious")
     run = reconcile("db", "pull", "-o", "mine.db")
@@ -96,13 +96,13 @@ def test_pull_refuses_to_replace_a_file_unless_forced(canvas, reconcile, bucket,
     assert titles(tmp_path / "mine.db") == ["x"]
 
 
-def test_pull_without_a_database_says_so(canvas, reconcile, bucket, tmp_path):
+def test_pull_without_a_database_says_so(canvas_file, reconcile, bucket, tmp_path):
     run = reconcile("db", "pull", "-o", "none.db")
     assert run.code == 1 and "there is no database at" in run.err and "Traceback" not in run.err
     assert not (tmp_path / "none.db").exists()
 
 
-def test_pull_of_a_corrupt_delta_writes_nothing(canvas, reconcile, bucket, environment, tmp_path):
+def test_pull_of_a_corrupt_delta_writes_nothing(canvas_file, reconcile, bucket, environment, tmp_path):
     bucket.put_object(Bucket=BUCKET, Key=DB_KEY, Body=seed_file(tmp_path / "seed.db", ["alpha"]).read_bytes())
     environment.restore()
     commit_rows(environment, ["beta"])
