@@ -22,10 +22,10 @@ import html
 import json
 import os
 import re
-from pathlib import Path
 import sqlite3
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS tasks (

@@ -5,7 +5,6 @@ The database in S3 is only ever read through the ``S3`` helper."""
 import urllib.parse
 
 import pytest
-
 from runtime_testkit import ASTRO_APP, NodeAppUnavailable, SampleApp, astro_taskboard, python_taskboard
 
 from runtime import handler as lambda_handler
