@@ -2,6 +2,8 @@
 the Node app path's /var/task tree — assembled here by replaying the Dockerfile's own COPY and
 RUN lines in a temporary directory — starts under the runtime and serves the Astro example.
 There is no Docker engine here: the base image, dnf and pip are not exercised (see README)."""
+import fcntl
+import json
 import os
 import re
 import shlex
@@ -216,15 +218,30 @@ class ImageRuntime(RuntimeProcess):
         self.port = int(wait_for(self._serving, timeout=60, what=f"the runtime to serve (log: {log_path})").group(1))
 
 
-@pytest.fixture(scope="module")
+@dataclass
+class Replayed:
+    skipped: list[str]
+    env: dict[str, dict[str, str]]
+
+
+@pytest.fixture(scope="session")
 def node_image(tmp_path_factory):
-    """The final stage of ``--build-arg APP_KIND=node --build-arg APP_DIR=examples/astro-taskboard``."""
+    """The final stage of ``--build-arg APP_KIND=node --build-arg APP_DIR=examples/astro-taskboard``,
+    replayed once per test run: xdist's workers share it under a lock (it compiles better-sqlite3)."""
     if not shutil.which("npm"):
         pytest.fail("npm is not on PATH: the Node path of the image cannot be replayed", pytrace=False)
-    replay = Replay(parse(DOCKERFILE), tmp_path_factory.mktemp("image"),
-                    {"APP_KIND": "node", "APP_DIR": str(ASTRO_APP.relative_to(REPO))})
-    root = replay.build("final")
-    return replay, root
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this run's, never an older one's
+    record = shared / "image-replay.json"
+    with open(shared / "image-replay.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            replay = Replay(parse(DOCKERFILE), shared / "image",
+                            {"APP_KIND": "node", "APP_DIR": str(ASTRO_APP.relative_to(REPO))})
+            replay.build("final")
+            record.write_text(json.dumps({"skipped": replay.skipped, "env": replay.env}))
+    data = json.loads(record.read_text())
+    return Replayed(data["skipped"], data["env"]), shared / "image" / "final"
 
 
 def test_the_node_path_replays_only_package_installs_into_the_base_image(node_image):
