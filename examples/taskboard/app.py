@@ -1,12 +1,17 @@
 """Taskboard: a small task-management web app, standard library only.
 
-The sample app behind the runtime (and its tests). It listens on $PORT, keeps its SQLite
+The sample app behind the runtime (and its tests); examples/astro-taskboard is the same app in
+Astro, and the runtime's end-to-end tests drive both. It listens on $PORT, keeps its SQLite
 database at $DB_PATH in WAL mode, and holds one long-lived connection, as real app servers do.
 
     GET    /                 HTML page listing the tasks, with a form to add one
+    GET    /tasks            301 to / (the page's old address)
+    GET    /style.css, /favicon.png   static files from static/
     GET    /healthz          readiness probe; never touches the database
     GET    /api/tasks        200, JSON array of {"id", "title", "done"}
-    POST   /api/tasks        JSON {"title"} -> 201 and the task (an HTML form post -> 303 to /)
+    POST   /api/tasks        JSON {"title"} -> 201 and the task; an HTML form post -> 303 to /,
+                             with cookies "flash" (shown once by the page, then cleared) and
+                             "last_task" (the new task's id)
     GET    /api/tasks/<id>   200 and the task, or 404
     PATCH  /api/tasks/<id>   JSON {"title"?, "done"?} -> 200 and the task, or 404
     DELETE /api/tasks/<id>   204, or 404
@@ -20,6 +25,7 @@ import re
 import sqlite3
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS tasks (
@@ -29,6 +35,9 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS tasks (
 )"""
 MAX_TITLE = 500
 TASK_PATH = re.compile(r"^/api/tasks/(\d+)$")
+STATIC = Path(__file__).resolve().parent / "static"
+STATIC_FILES = {"/style.css": "text/css; charset=utf-8", "/favicon.png": "image/png"}
+FLASH_CLEARED = "flash=; Path=/; Max-Age=0"
 
 
 class BadRequest(Exception):
@@ -98,7 +107,13 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/healthz":
             self._send(200, b"ok\n", "text/plain; charset=utf-8")
         elif path == "/":
-            self._send(200, _page(self.tasks.all()).encode("utf-8"), "text/html; charset=utf-8")
+            flash = "flash=added" in (self.headers.get("Cookie") or "").replace(" ", "").split(";")
+            self._send(200, _page(self.tasks.all(), flash=flash).encode("utf-8"), "text/html; charset=utf-8",
+                       extra=[("Set-Cookie", FLASH_CLEARED)] if flash else None)
+        elif path == "/tasks":
+            self._send(301, b"", "text/plain", extra=[("Location", "/")])
+        elif path in STATIC_FILES:
+            self._send(200, (STATIC / path.lstrip("/")).read_bytes(), STATIC_FILES[path])
         elif path == "/api/tasks":
             self._json(200, self.tasks.all())
         elif match := TASK_PATH.match(path):
@@ -115,12 +130,14 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
                 form = parse_qs(self._body().decode("utf-8"))
-                self.tasks.add(_title((form.get("title") or [""])[0]))
-                return self._send(303, b"", "text/plain", extra={"Location": "/"})
+                added = self.tasks.add(_title((form.get("title") or [""])[0]))
+                return self._send(303, b"", "text/plain", extra=[
+                    ("Location", "/"), ("Set-Cookie", "flash=added; Path=/; HttpOnly; SameSite=Lax"),
+                    ("Set-Cookie", f"last_task={added['id']}; Path=/; SameSite=Lax")])
             task = self.tasks.add(_title(self._json_body().get("title")))
         except BadRequest as error:
             return self._error(400, str(error))
-        self._json(201, task, extra={"Location": f"/api/tasks/{task['id']}"})
+        self._json(201, task, extra=[("Location", f"/api/tasks/{task['id']}")])
 
     def do_PATCH(self) -> None:
         match = TASK_PATH.match(urlsplit(self.path).path)
@@ -162,17 +179,18 @@ class Handler(BaseHTTPRequestHandler):
             raise BadRequest("the body must be a JSON object")
         return body
 
-    def _json(self, status: int, value: object, extra: dict | None = None) -> None:
+    def _json(self, status: int, value: object, extra: list[tuple[str, str]] | None = None) -> None:
         self._send(status, json.dumps(value).encode("utf-8"), "application/json", extra=extra)
 
     def _error(self, status: int, message: str) -> None:
         self._json(status, {"error": message})
 
-    def _send(self, status: int, body: bytes, content_type: str | None, extra: dict | None = None) -> None:
+    def _send(self, status: int, body: bytes, content_type: str | None,
+              extra: list[tuple[str, str]] | None = None) -> None:
         self.send_response(status)
         if content_type and status != 204:
             self.send_header("Content-Type", content_type)
-        for name, value in (extra or {}).items():
+        for name, value in extra or ():
             self.send_header(name, value)
         if status != 204:
             self.send_header("Content-Length", str(len(body)))
@@ -184,7 +202,7 @@ class Handler(BaseHTTPRequestHandler):
         pass  # the runtime logs each request; query strings stay out of the logs
 
 
-def _page(tasks: list[dict]) -> str:
+def _page(tasks: list[dict], *, flash: bool = False) -> str:
     items = "\n".join(
         f'<li data-id="{task["id"]}"><label><input type="checkbox" class="done"'
         f'{" checked" if task["done"] else ""}> {html.escape(task["title"])}</label> '
@@ -192,9 +210,11 @@ def _page(tasks: list[dict]) -> str:
         for task in tasks
     )
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Taskboard</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>Taskboard</title>
+<link rel="stylesheet" href="/style.css"><link rel="icon" href="/favicon.png" type="image/png"></head>
 <body>
 <h1>Taskboard</h1>
+{'<p class="flash">Task added.</p>' if flash else ""}
 <form method="post" action="/api/tasks">
   <input name="title" maxlength="{MAX_TITLE}" required placeholder="New task">
   <button type="submit">Add</button>

@@ -4,10 +4,12 @@ on sys.path); its name is unique so it cannot collide with other test directorie
 from __future__ import annotations
 
 import base64
+import fcntl
 import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -403,3 +405,58 @@ def sqlite_rows(path: Path, sql: str) -> list[tuple]:
     finally:
         connection.close()
 
+
+
+# --- The sample apps the end-to-end suite runs (tests/runtime/test_runtime_apps.py) -------------
+
+ASTRO_APP = REPO / "examples" / "astro-taskboard"
+# What a build of the Astro example depends on: dist/ older than any of these is rebuilt.
+ASTRO_SOURCES = ("src", "public", "astro.config.mjs", "package.json", "package-lock.json", "tsconfig.json")
+
+
+class NodeAppUnavailable(Exception):
+    """The Astro example cannot run here; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class SampleApp:
+    """One sample app as the suite drives it: how the runtime starts it, where its static files are."""
+
+    name: str
+    command: str
+    static_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def python_taskboard() -> SampleApp:
+    return SampleApp("python", f"{sys.executable} {TASKBOARD}", TASKBOARD.parent / "static")
+
+
+def astro_taskboard(app_dir: Path = ASTRO_APP, *, lock_dir: Path) -> SampleApp:
+    """The Astro example, built first if dist/ is missing or older than its sources (under a lock
+    in ``lock_dir``, so xdist's workers build it once)."""
+    node = shutil.which("node")
+    if node is None:
+        raise NodeAppUnavailable("node is not on PATH: install Node.js 20 or 22 (.ci/run does where it is missing)")
+    if not (app_dir / "node_modules" / "better-sqlite3" / "build" / "Release" / "better_sqlite3.node").exists():
+        raise NodeAppUnavailable(f"{app_dir}/node_modules is missing or incomplete: run `npm ci --prefix {app_dir}` "
+                                 "(the README's test command does)")
+    entry = app_dir / "dist" / "server" / "entry.mjs"
+    with open(lock_dir / "astro-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _older_than_sources(entry, app_dir):
+            done = subprocess.run(["npm", "run", "build"], cwd=app_dir, capture_output=True, text=True, timeout=300)
+            if done.returncode != 0:
+                raise NodeAppUnavailable(f"npm run build failed in {app_dir}:\n{done.stdout}\n{done.stderr}")
+    return SampleApp("astro", f"{node} {entry}", app_dir / "public", {"HOST": "127.0.0.1"})
+
+
+def _older_than_sources(built: Path, app_dir: Path) -> bool:
+    if not built.exists():
+        return True
+    newest = 0.0
+    for name in ASTRO_SOURCES:
+        path = app_dir / name
+        files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+        newest = max([newest] + [p.stat().st_mtime for p in files if p.exists()])
+    return built.stat().st_mtime < newest

@@ -74,7 +74,10 @@ def test_the_tests_run_on_every_push_and_pull_request():
     tests = workflow("tests.yml")
     assert set(tests["on"]) == {"push", "pull_request"}
     [job] = tests["jobs"].values()
-    assert any("pip install -q -e '.[test]' && pytest" in step.get("run", "") for step in job["steps"])
+    # The README's test command, Node dependencies of the Astro example included.
+    command = "pip install -q -e '.[test]' && npm ci --prefix examples/astro-taskboard && pytest"
+    assert command in (ROOT / "README.md").read_text()
+    assert any(command in step.get("run", "") for step in job["steps"])
 
 
 def test_the_drift_role_trusts_only_this_repositorys_github_tokens_for_sts():
