@@ -272,17 +272,16 @@ def compact(store: ObjectStore, head: Head, shadow: str, *, writer: str, grace: 
     now = clock()
     expired = {old.key for old in manifest.retired if old.at < now - grace}
     # Compaction runs inside the request that made the log long (requests are serialized), so the
-    # shadow cannot move while its parts upload: no staging copy is needed.
-    staging = shadow
+    # shadow cannot move while its parts upload: it is uploaded as it is, no staging copy.
     slimmed = Head(etag=head.etag, manifest=manifest.without_retired(expired))
     try:
-        composable = (touched is not None and manifest.page_size == pages.page_size_of(staging)
-                      and os.path.getsize(staging) >= 2 * COMPACTION_PART_BYTES)
+        composable = (touched is not None and manifest.page_size == pages.page_size_of(shadow)
+                      and os.path.getsize(shadow) >= 2 * COMPACTION_PART_BYTES)
         if composable:
             assert touched is not None
-            committed, moved = _compose_base(store, slimmed, staging, touched, writer=writer)
+            committed, moved = _compose_base(store, slimmed, shadow, touched, writer=writer)
         else:
-            committed, moved = commit_base(store, slimmed, staging, txid=manifest.txid, writer=writer), None
+            committed, moved = commit_base(store, slimmed, shadow, txid=manifest.txid, writer=writer), None
     except Conflict as error:
         log.info("compaction of %s skipped: another writer committed first (%s)", store.where, error)
         return None
