@@ -1,4 +1,4 @@
-"""The `reconcile` command line: validate, plan, show, apply, outputs, destroy, drift, history, demo,
+"""The `reconcile` command line: validate, plan, show, apply, outputs, destroy, drift, history, db pull, demo,
 local. Thin: each command loads the spec, builds a plan and hands it to render or apply; known
 failures print one clear message."""
 from __future__ import annotations
