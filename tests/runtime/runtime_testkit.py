@@ -460,3 +460,186 @@ def _older_than_sources(built: Path, app_dir: Path) -> bool:
         files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
         newest = max([newest] + [p.stat().st_mtime for p in files if p.exists()])
     return built.stat().st_mtime < newest
+
+
+# --- A stand-in Lambda Runtime API for the real awslambdaric (tests/runtime/test_runtime_ric.py) --
+
+RIC_HANDLER = "runtime.handler.handler"
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    event: dict
+    result: dict | None = None    # what the RIC posted to .../response (the handler's return value)
+    error: dict | None = None     # what it posted to .../error
+    answered: threading.Event = field(default_factory=threading.Event)
+
+
+class StandInRuntimeApi:
+    """The endpoints awslambdaric 4.2.2 calls (its C client for next/response/error, http.client for
+    init/error), on 127.0.0.1 and a free port. ``GET .../invocation/next`` blocks until an event is
+    queued with ``invoke``; ``on_response(invocation)`` runs inside the /response handler, before the
+    202 goes back, i.e. while Lambda would still be holding the caller's answer."""
+
+    PREFIX = "/2018-06-01/runtime"
+
+    def __init__(self, on_response=None) -> None:
+        self.on_response = on_response
+        self.invocations: dict[str, Invocation] = {}
+        self.init_errors: list[dict] = []
+        self.callback_errors: list[BaseException] = []
+        self._pending: list[Invocation] = []
+        self._waiting = 0  # callers blocked in /next right now
+        self._cond = threading.Condition()
+        self._stopped = False
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                if self.path != f"{api.PREFIX}/invocation/next":
+                    return self._answer(404, {"errorType": "NotFound"})
+                invocation = api._next()
+                if invocation is None:  # stopping: make the worker's poll fail
+                    return self._answer(500, {"errorType": "ShuttingDown"})
+                body = json.dumps(invocation.event).encode()
+                self._answer(200, body, {
+                    "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+                    "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + 60_000),
+                    "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:us-west-2:123456789012:function:ric-test",
+                    "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
+                    "Content-Type": "application/json"})
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                parts = self.path[len(api.PREFIX):].strip("/").split("/")
+                if parts == ["init", "error"]:
+                    api.init_errors.append({"type": self.headers.get("Lambda-Runtime-Function-Error-Type"),
+                                            "body": body.decode(errors="replace")})
+                    return self._answer(202, {"status": "OK"})
+                if len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
+                    invocation = api.invocations.get(parts[1])
+                    if invocation is None:
+                        return self._answer(400, {"errorType": "InvalidRequestID"})
+                    if parts[2] == "response":
+                        invocation.result = json.loads(body)
+                        if api.on_response is not None:
+                            try:
+                                api.on_response(invocation)
+                            except BaseException as error:  # reported by the test, not lost in this thread
+                                api.callback_errors.append(error)
+                    else:
+                        invocation.error = {"type": self.headers.get("Lambda-Runtime-Function-Error-Type"),
+                                            "body": body.decode(errors="replace")}
+                    invocation.answered.set()
+                    return self._answer(202, {"status": "OK"})
+                self._answer(404, {"errorType": "NotFound"})
+
+            def _answer(self, status, body, headers=None):
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                if "Content-Type" not in (headers or {}):
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass  # a worker killed at teardown while it polls /next: nothing to report
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.address = f"127.0.0.1:{self._server.server_port}"
+
+    def _next(self) -> Invocation | None:
+        with self._cond:
+            self._waiting += 1
+            self._cond.notify_all()
+            try:
+                while not self._pending and not self._stopped:
+                    self._cond.wait(1)
+                return None if self._stopped else self._pending.pop(0)
+            finally:
+                self._waiting -= 1
+                self._cond.notify_all()
+
+    def wait_for_pollers(self, count: int, *, timeout: float) -> None:
+        """Until ``count`` workers are blocked in /next at once (all initialized, none busy)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._waiting >= count, timeout):
+                raise AssertionError(f"{self._waiting} of {count} workers polled /invocation/next "
+                                     f"within {timeout}s (init errors: {self.init_errors})")
+
+    def invoke(self, *events: dict) -> list[Invocation]:
+        """Queue events at once (one per free worker); the request id is also the event's."""
+        queued = []
+        with self._cond:
+            for event in events:
+                request_id = f"ric-{len(self.invocations) + 1}-{time.monotonic_ns() % 10**9}"
+                event = {**event, "requestContext": {**event.get("requestContext", {}), "requestId": request_id}}
+                invocation = self.invocations[request_id] = Invocation(request_id, event)
+                self._pending.append(invocation)
+                queued.append(invocation)
+            self._cond.notify_all()
+        return queued
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class RicProcess:
+    """``python -m awslambdaric runtime.handler.handler``, the image's entry point, in its own process
+    group (its forked workers and their apps included), logging to a file."""
+
+    def __init__(self, env: dict[str, str], api: StandInRuntimeApi, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        environment = {**env, "AWS_LAMBDA_RUNTIME_API": api.address, "LAMBDA_TASK_ROOT": str(REPO),
+                       "PYTHONPATH": os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(REPO)) if p)}
+        self.process = subprocess.Popen([sys.executable, "-m", "awslambdaric", RIC_HANDLER], cwd=REPO,
+                                        env=environment, stdout=self._log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def cleanup(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(10)
+        self._log.close()
+
+
+# A sitecustomize.py (on PYTHONPATH) that makes the runtime run as it did before it refused
+# AWS_LAMBDA_MAX_CONCURRENCY > 1: from_env reports a concurrency of 1 whatever the environment says.
+# Only for reproducing the lost write; the runtime itself is not changed.
+CONCURRENCY_BYPASS = '''\
+import dataclasses
+import os
+
+if os.environ.get("CANVAS_TEST_BYPASS_CONCURRENCY_REFUSAL") == "1":
+    import runtime.config as _config
+
+    _from_env = _config.from_env
+
+    def from_env(env=None):
+        return dataclasses.replace(_from_env(env), max_concurrency=1)
+
+    _config.from_env = from_env
+'''
