@@ -30,6 +30,7 @@ import click
 import yaml
 
 from reconciler.aws import Clients
+from reconciler.checks import derived_environment
 from reconciler.emulator import FAKE_CREDENTIALS, HOST, Emulator
 from reconciler.errors import ReconcileError
 from reconciler.plan import Action
@@ -352,14 +353,15 @@ class Demo:
         home = self.workdir / f"{label}-sandbox"
         home.mkdir()
         values = self.stack_values()
-        env = {**os.environ, "S3_BUCKET_NAME": values["bucket"], "S3_DB_KEY": values["database_key"],
+        derived = derived_environment({"bucket": {"name": values["bucket"], "database_key": values["database_key"]}})
+        env = {**os.environ, **derived,
                "DB_PATH": str(home / Path(values["database_key"]).name),
                "APP_COMMAND": shlex.join([sys.executable, str(self.app)]), "PORT": str(free_port()),
                "READY_PATH": self.ready_path, "READY_TIMEOUT": "20", "APP_TIMEOUT": "30", "SYNC_INTERVAL": "30",
                "PYTHONUNBUFFERED": "1"}
         port = free_port()
-        self.command(f"DB_PATH={env['DB_PATH']} \\\n  S3_BUCKET_NAME={env['S3_BUCKET_NAME']} "
-                     f"S3_DB_KEY={env['S3_DB_KEY']} \\\n  APP_COMMAND={shlex.quote(env['APP_COMMAND'])} "
+        shown = " ".join(f"{key}={value}" for key, value in derived.items())
+        self.command(f"DB_PATH={env['DB_PATH']} \\\n  {shown} \\\n  APP_COMMAND={shlex.quote(env['APP_COMMAND'])} "
                      f"PORT={env['PORT']} READY_PATH={env['READY_PATH']} \\\n  "
                      f"python -m runtime serve --port {port}")
         runtime = Runtime.start(env=env, port=port, cwd=self.workdir, log_path=self.workdir / f"{label}-runtime.log")
