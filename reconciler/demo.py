@@ -87,6 +87,13 @@ def run_demo(cli: click.Command, *, app: Path | None = None, ready_path: str | N
     return 0
 
 
+def demo_document() -> dict:
+    """The canvas.yaml the demo writes: the repository's own, without image.build (no Docker)."""
+    document = yaml.safe_load(CONTRACT.read_text())
+    document["image"].pop("build", None)
+    return document
+
+
 def default_ready_path(app: Path | None) -> str:
     """The sample app answers /healthz; another app gets the runtime's own default, as in the README."""
     return "/healthz" if app is None else "/"
@@ -192,9 +199,7 @@ class Demo:
     # ---- the steps ------------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        document = yaml.safe_load(CONTRACT.read_text())
-        document["image"].pop("build", None)
-        self.canvas.write_text(yaml.safe_dump(document, sort_keys=False))
+        self.canvas.write_text(yaml.safe_dump(demo_document(), sort_keys=False))
         self.spec = load_spec(str(self.canvas))
         self.emulator = self.stack.enter_context(Emulator())
         hidden = [name for name in os.environ if name.startswith("AWS_")]
