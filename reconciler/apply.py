@@ -47,15 +47,12 @@ def apply_plan(plan: Plan, clients, *, echo: Callable[..., None], clock: Callabl
     for index, change in enumerate(steps, len(done_before) + 1):
         echo(f"[{index}/{total}] {change.action.value} {change.address} … ", nl=False)
         started, step = clock(), _StepOutput(echo)
-        clients.notify = step.note
         try:
-            run_step(kinds[change.type], change, clients, stack=plan.stack)
+            run_step(kinds[change.type], change, clients.noting_to(step.note), stack=plan.stack)
         except STEP_ERRORS as exc:
             step.finish(f"FAIL: {describe_failure(exc)}")
             result.failed, result.remaining = change, steps[index - len(done_before):]
             return result
-        finally:
-            clients.notify = lambda message: None
         step.finish(f"SUCCESS ({clock() - started:.1f}s)")
         result.done.append(change)
     return result

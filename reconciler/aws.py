@@ -9,6 +9,7 @@ apply with one throttled create take 12.6 s instead of 5.7 s (tests/e2e/test_fau
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import sys
 import threading
@@ -80,7 +81,7 @@ class Clients:
         self.endpoint_url = endpoint_url
         # Injected so tests of retries and waits never really sleep (chalice's TypedAWSClient does the same).
         self.sleep, self.clock = sleep, clock
-        # Where a long step says what it is waiting for; apply points it at the step's output.
+        # Where a long step says what it is waiting for; apply gives each step its own (noting_to).
         self.notify: Callable[[str], None] = lambda message: None
         # Where "still waiting for …" goes when an endpoint is slow to answer (stderr by default).
         self.warn: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)
@@ -119,6 +120,13 @@ class Clients:
             except BaseException as exc:  # the readers waiting on it get the same error
                 future.set_exception(exc)
         return future.result()
+
+    def noting_to(self, notify: Callable[[str], None]) -> "Clients":
+        """These clients, sharing their boto3 clients and caches, with notes going to `notify`:
+        each apply step gets its own, and the object the caller holds is left as it was."""
+        step = copy.copy(self)
+        step.notify = notify
+        return step
 
     def is_local(self, service: str = "ecr") -> bool:
         """Whether `service` is answered on this machine (an emulator such as `reconcile local`)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from reconciler.limits import quoted, shorten
@@ -29,6 +29,13 @@ RESERVED_ENV_KEYS = frozenset({
 # Derived from the bucket section and added to the function's environment by the tool.
 DERIVED_ENV_SOURCES = {"S3_BUCKET_NAME": ("bucket", "name"), "S3_DB_KEY": ("bucket", "database_key")}
 DERIVED_ENV_KEYS = frozenset(DERIVED_ENV_SOURCES)
+
+
+def derived_environment(data: Mapping[str, Any]) -> dict[str, str]:
+    """The variables the tool adds to the function's environment, read from canvas.yaml's sections."""
+    return {key: data[section][field] for key, (section, field) in DERIVED_ENV_SOURCES.items()}
+
+
 ENV_SIZE_LIMIT = 4096
 IAM_PATTERN_RE = re.compile(r"[*?]|\$\{")
 
@@ -41,7 +48,10 @@ POLICY_ARN_RE = re.compile(
 IP_RE = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+# The Docker platform an image must be built for to run on each Lambda architecture.
 PLATFORM_OF = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
+# Lambda runs x86_64 when function.architectures is unset.
+DEFAULT_PLATFORM = PLATFORM_OF["x86_64"]
 
 
 class Finding(NamedTuple):

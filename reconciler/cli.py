@@ -275,18 +275,14 @@ def destroy(file, region, profile, endpoint_url, auto_approve, force, delete_buc
     """Delete the stack's resources (only those tagged for it); the bucket is kept by default."""
     from reconciler import lock
     from reconciler.apply import failure_report
-    from reconciler.destroy import build_destroy_plan
+    from reconciler.destroy import build_destroy_plan, check_bucket_confirmation, confirmation_word
     from reconciler.render import render_text
 
     lock.parse_timeout(lock_timeout)
     ctx = Context(file, region, profile, endpoint_url)
     bucket = ctx.spec.bucket["name"]
-    if delete_bucket and auto_approve and confirm_bucket is None:
-        raise ReconcileError(f"--delete-bucket with --auto-approve also needs --confirm-bucket {bucket}: "
-                             "the bucket holds the database, and its name is the confirmation")
-    if delete_bucket and auto_approve and confirm_bucket != bucket:
-        raise ReconcileError(f"--confirm-bucket {confirm_bucket!r} is not this stack's bucket {bucket!r}; "
-                             "nothing was deleted — check canvas.yaml (-f) and the name")
+    check_bucket_confirmation(bucket, delete_bucket=delete_bucket, auto_approve=auto_approve,
+                              confirm_bucket=confirm_bucket)
     clients = ctx.clients()
     result = build_destroy_plan(ctx.spec, clients, target=ctx.target(clients), force=force,
                                 delete_bucket=delete_bucket)
@@ -295,8 +291,7 @@ def destroy(file, region, profile, endpoint_url, auto_approve, force, delete_buc
         return
     click.echo(render_text(result))
     if not auto_approve:
-        deleting_bucket = any(c.type == "s3_bucket" for c in result.pending)
-        _confirm("destroy", expected=bucket if deleting_bucket else "yes")
+        _confirm("destroy", expected=confirmation_word(result, bucket))
     click.echo("")
     from reconciler.safe_apply import locked_destroy
 

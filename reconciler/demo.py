@@ -30,6 +30,7 @@ import click
 import yaml
 
 from reconciler.aws import Clients
+from reconciler.checks import derived_environment
 from reconciler.emulator import FAKE_CREDENTIALS, HOST, Emulator
 from reconciler.errors import ReconcileError
 from reconciler.plan import Action
@@ -84,6 +85,13 @@ def run_demo(cli: click.Command, *, app: Path | None = None, ready_path: str | N
     echo("Next: `reconcile local` runs the same emulator for your own canvas.yaml;\n"
          "with an AWS account, run `reconcile plan` where your canvas.yaml is.")
     return 0
+
+
+def demo_document() -> dict:
+    """The canvas.yaml the demo writes: the repository's own, without image.build (no Docker)."""
+    document = yaml.safe_load(CONTRACT.read_text())
+    document["image"].pop("build", None)
+    return document
 
 
 def default_ready_path(app: Path | None) -> str:
@@ -191,9 +199,7 @@ class Demo:
     # ---- the steps ------------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        document = yaml.safe_load(CONTRACT.read_text())
-        document["image"].pop("build", None)
-        self.canvas.write_text(yaml.safe_dump(document, sort_keys=False))
+        self.canvas.write_text(yaml.safe_dump(demo_document(), sort_keys=False))
         self.spec = load_spec(str(self.canvas))
         self.emulator = self.stack.enter_context(Emulator())
         hidden = [name for name in os.environ if name.startswith("AWS_")]
@@ -352,14 +358,15 @@ class Demo:
         home = self.workdir / f"{label}-sandbox"
         home.mkdir()
         values = self.stack_values()
-        env = {**os.environ, "S3_BUCKET_NAME": values["bucket"], "S3_DB_KEY": values["database_key"],
+        derived = derived_environment({"bucket": {"name": values["bucket"], "database_key": values["database_key"]}})
+        env = {**os.environ, **derived,
                "DB_PATH": str(home / Path(values["database_key"]).name),
                "APP_COMMAND": shlex.join([sys.executable, str(self.app)]), "PORT": str(free_port()),
                "READY_PATH": self.ready_path, "READY_TIMEOUT": "20", "APP_TIMEOUT": "30", "SYNC_INTERVAL": "30",
                "PYTHONUNBUFFERED": "1"}
         port = free_port()
-        self.command(f"DB_PATH={env['DB_PATH']} \\\n  S3_BUCKET_NAME={env['S3_BUCKET_NAME']} "
-                     f"S3_DB_KEY={env['S3_DB_KEY']} \\\n  APP_COMMAND={shlex.quote(env['APP_COMMAND'])} "
+        shown = " ".join(f"{key}={value}" for key, value in derived.items())
+        self.command(f"DB_PATH={env['DB_PATH']} \\\n  {shown} \\\n  APP_COMMAND={shlex.quote(env['APP_COMMAND'])} "
                      f"PORT={env['PORT']} READY_PATH={env['READY_PATH']} \\\n  "
                      f"python -m runtime serve --port {port}")
         runtime = Runtime.start(env=env, port=port, cwd=self.workdir, log_path=self.workdir / f"{label}-runtime.log")

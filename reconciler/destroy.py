@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.errors import PlanError
+from reconciler.errors import PlanError, ReconcileError
 from reconciler.kinds import BY_TYPE, KINDS, Kind, container_image, ecr_repository, lambda_function, s3_bucket
 from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.planner import read_live
@@ -30,6 +30,25 @@ class _DeletableBucket:
 DESTROY_KINDS: dict[str, Kind] = {**BY_TYPE, s3_bucket.TYPE: _DeletableBucket()}
 # Resources without tags of their own, and the tagged resource whose owner they follow.
 _FOLLOWS_FUNCTION = ("lambda_function_url", "lambda_permission")
+
+
+def check_bucket_confirmation(bucket: str, *, delete_bucket: bool, auto_approve: bool,
+                              confirm_bucket: str | None) -> None:
+    """Deleting the bucket without a prompt needs its name given as --confirm-bucket: the
+    bucket holds the database, and typing its name is the confirmation."""
+    if not (delete_bucket and auto_approve):
+        return
+    if confirm_bucket is None:
+        raise ReconcileError(f"--delete-bucket with --auto-approve also needs --confirm-bucket {bucket}: "
+                             "the bucket holds the database, and its name is the confirmation")
+    if confirm_bucket != bucket:
+        raise ReconcileError(f"--confirm-bucket {confirm_bucket!r} is not this stack's bucket {bucket!r}; "
+                             "nothing was deleted — check canvas.yaml (-f) and the name")
+
+
+def confirmation_word(plan: Plan, bucket: str) -> str:
+    """What the prompt asks to be typed: the bucket's name when the plan deletes it, else yes."""
+    return bucket if any(c.type == s3_bucket.TYPE for c in plan.pending) else "yes"
 
 
 def build_destroy_plan(spec, clients, *, target: Target, force: bool, delete_bucket: bool) -> Plan:

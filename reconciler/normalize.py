@@ -10,6 +10,7 @@ import json
 import re
 from typing import Any, Iterable, Mapping
 
+from reconciler.checks import DERIVED_ENV_KEYS
 from reconciler.reserved import STACK_TAG
 
 # IAM's own default when a document leaves Version out.
@@ -17,7 +18,7 @@ DEFAULT_POLICY_VERSION = "2008-10-17"
 _LIST_KEYS = ("Action", "NotAction", "Resource", "NotResource")
 _SECRET = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY|AUTH|DSN", re.I)
 # S3_DB_KEY names an object key, not a secret; other *_KEY names are treated as secret.
-_NOT_SECRET = {"S3_DB_KEY", "S3_BUCKET_NAME"}
+_NOT_SECRET = DERIVED_ENV_KEYS
 
 
 def looks_secret(key: str, value: Any = None) -> bool:
@@ -124,6 +125,21 @@ def tags_from_aws(tag_list: Iterable[Mapping] | None, *, key: str = "Key", value
 
 def tags_to_aws(tags: Mapping[str, str], *, key: str = "Key", value: str = "Value") -> list[dict]:
     return [{key: k, value: v} for k, v in sorted(tags.items())]
+
+
+def changed_tags(want: Mapping[str, str], paths: Iterable[str]) -> dict[str, str]:
+    """The tags a plan's `tags.<key>` paths name, at the values canvas.yaml wants, in key order:
+    what a kind whose tagging call adds and overwrites keys (not the whole set) sends."""
+    keys = sorted(p.split(".", 1)[1] for p in paths if p.startswith("tags."))
+    return {k: want[k] for k in keys}
+
+
+def whole_tag_set(want: Mapping[str, str], have: Mapping[str, str], paths: Iterable[str]) -> dict[str, str] | None:
+    """For a kind whose tagging call replaces the whole set (S3): canvas.yaml's tags over the live
+    ones, which it does not manage and so keeps, or None when no tag is to change."""
+    if not any(p == "tags" or p.startswith("tags.") for p in paths):
+        return None
+    return {**have, **want}
 
 
 def desired_tags(spec) -> dict[str, str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 
 from reconciler.aws import absent_on
+from reconciler.checks import DEFAULT_PLATFORM, PLATFORM_OF
 from reconciler.diff import Field
 from reconciler.errors import ReconcileError
 from reconciler.image_build import docker
@@ -54,7 +55,8 @@ def _platform(spec) -> str:
     build = spec.image.get("build") or {}
     if build.get("platform"):
         return build["platform"]
-    return "linux/arm64" if (spec.function.get("architectures") or [None])[0] == "arm64" else "linux/amd64"
+    architecture = (spec.function.get("architectures") or [None])[0]
+    return PLATFORM_OF.get(architecture, DEFAULT_PLATFORM)
 
 
 def _shown_build(spec) -> str:
@@ -119,7 +121,7 @@ def missing_image(want: dict, *, local: bool = False) -> ReconcileError:
                               f"image, then apply again")
     return ReconcileError(
         f"image {want['name']} not found in ECR — build and push it "
-        f"(docker build --platform {want.get('platform', 'linux/amd64')} --provenance=false -t {want['uri']} … "
+        f"(docker build --platform {want.get('platform', DEFAULT_PLATFORM)} --provenance=false -t {want['uri']} … "
         f"&& docker push {want['uri']}), "
         "or set image.tag to a tag that exists")
 

@@ -11,7 +11,7 @@ import json
 from reconciler.aws import absent_on, fan_out
 from reconciler.diff import Field
 from reconciler.kinds.defaults import keep_desired, no_note
-from reconciler.normalize import canonical_lifecycle_policy, desired_tags, tags_from_aws, tags_to_aws
+from reconciler.normalize import canonical_lifecycle_policy, changed_tags, desired_tags, tags_from_aws, tags_to_aws
 from reconciler.reserved import CONTENT_TAG_PREFIX
 
 TYPE = "ecr_repository"
@@ -106,9 +106,8 @@ def update(clients, want: dict, have: dict, paths) -> None:
             repositoryName=repo, imageScanningConfiguration={"scanOnPush": want["scan_on_push"]})
     if "tag_mutability" in paths:
         ecr.put_image_tag_mutability(repositoryName=repo, imageTagMutability=want["tag_mutability"])
-    tag_keys = sorted(p.split(".", 1)[1] for p in paths if p.startswith("tags."))
-    if tag_keys:
-        tags = {k: want["tags"][k] for k in tag_keys}
+    tags = changed_tags(want["tags"], paths)
+    if tags:
         ecr.tag_resource(resourceArn=have["arn"], tags=tags_to_aws(tags))
     if "lifecycle_policy" in paths:
         ecr.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=json.dumps(want["lifecycle_policy"]))

@@ -14,7 +14,15 @@ from reconciler.aws import absent_on, at_once, fan_out
 from reconciler.diff import Field
 from reconciler.errors import ReconcileError
 from reconciler.kinds.defaults import keep_desired, no_note
-from reconciler.normalize import canonical_policy, desired_tags, partition, policy_identity, tags_from_aws, tags_to_aws
+from reconciler.normalize import (
+    canonical_policy,
+    changed_tags,
+    desired_tags,
+    partition,
+    policy_identity,
+    tags_from_aws,
+    tags_to_aws,
+)
 
 TYPE = "iam_role"
 SERVICE = "iam"
@@ -173,9 +181,9 @@ def update(clients, want: dict, have: dict, paths) -> None:
             iam.delete_role_policy(RoleName=role_name, PolicyName=policy)
         else:
             iam.put_role_policy(RoleName=role_name, PolicyName=policy, PolicyDocument=json.dumps(document))
-    tag_keys = sorted(p.split(".", 1)[1] for p in paths if p.startswith("tags."))
-    if tag_keys:
-        iam.tag_role(RoleName=role_name, Tags=tags_to_aws({k: want["tags"][k] for k in tag_keys}))
+    tags = changed_tags(want["tags"], paths)
+    if tags:
+        iam.tag_role(RoleName=role_name, Tags=tags_to_aws(tags))
 
 
 def _sync_managed_policies(iam, role_name: str, want: list[str], have: list[str]) -> None:

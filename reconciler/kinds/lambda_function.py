@@ -15,11 +15,12 @@ from __future__ import annotations
 from typing import Mapping
 
 from reconciler.aws import absent_on, error_code, error_message, retry
+from reconciler.checks import derived_environment
 from reconciler.diff import Field
 from reconciler.errors import ReconcileError
 from reconciler.kinds import container_image
 from reconciler.kinds.defaults import no_note
-from reconciler.normalize import desired_tags, looks_secret
+from reconciler.normalize import changed_tags, desired_tags, looks_secret
 
 TYPE = "lambda_function"
 SERVICE = "lambda"
@@ -43,10 +44,6 @@ FIELDS = (
 _CONFIGURATION = {"role": "Role", "memory": "MemorySize", "timeout": "Timeout"}
 
 
-def derived_environment(spec) -> dict[str, str]:
-    return {"S3_BUCKET_NAME": spec.bucket["name"], "S3_DB_KEY": spec.bucket["database_key"]}
-
-
 def desired(spec, target) -> dict:
     fn = spec.function
     repository, tag = spec.repository["name"], spec.image["tag"]
@@ -60,7 +57,7 @@ def desired(spec, target) -> dict:
         "memory": fn.get("memory"),
         "timeout": fn.get("timeout"),
         "ephemeral_storage": fn.get("ephemeral_storage"),
-        "environment": {**(fn.get("environment") or {}), **derived_environment(spec)},
+        "environment": {**(fn.get("environment") or {}), **derived_environment({"bucket": spec.bucket})},
         "architectures": fn.get("architectures"),
         "reserved_concurrency": fn.get("reserved_concurrency"),
         "tags": desired_tags(spec),
@@ -167,9 +164,9 @@ def update(clients, want: dict, have: dict, paths) -> None:
         _settled_call(clients, name, lambda: lam.update_function_configuration(FunctionName=name, **configuration))
     if "reserved_concurrency" in paths:
         lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=want["reserved_concurrency"])
-    tag_keys = [p.split(".", 1)[1] for p in paths if p.startswith("tags.")]
-    if tag_keys:
-        lam.tag_resource(Resource=have["arn"], Tags={k: want["tags"][k] for k in tag_keys})
+    tags = changed_tags(want["tags"], paths)
+    if tags:
+        lam.tag_resource(Resource=have["arn"], Tags=tags)
     wait_settled(clients, name)
 
 

@@ -9,7 +9,7 @@ from reconciler.aws import absent_on, at_once
 from reconciler.diff import Field
 from reconciler.errors import ReconcileError
 from reconciler.kinds.defaults import keep_desired, no_note
-from reconciler.normalize import desired_tags, tags_from_aws, tags_to_aws
+from reconciler.normalize import desired_tags, tags_from_aws, tags_to_aws, whole_tag_set
 
 TYPE = "s3_bucket"
 SERVICE = "s3"
@@ -109,9 +109,9 @@ def create(clients, want: dict) -> None:
 def update(clients, want: dict, have: dict, paths) -> None:
     s3, bucket = clients.s3, want["name"]
     paths = set(paths)
-    if any(p.startswith("tags.") or p == "tags" for p in paths):
-        # put_bucket_tagging replaces the whole set: keep the tags canvas.yaml does not manage.
-        tags = {**have.get("tags", {}), **want["tags"]}
+    # put_bucket_tagging replaces the whole set: keep the tags canvas.yaml does not manage.
+    tags = whole_tag_set(want["tags"], have.get("tags", {}), paths)
+    if tags is not None:
         s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags_to_aws(tags)})
     if "versioning" in paths:
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": want["versioning"]})

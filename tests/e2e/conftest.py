@@ -29,7 +29,12 @@ ROLE, FUNCTION = "code-canvas-astro-lambda-role", "code-canvas-astro-lambda"
 
 def contract_resources() -> int:
     """How many resources the contract declares, counted by the kinds (so a new kind moves it)."""
-    spec = load_spec(CONTRACT)
+    return resources_in(CONTRACT)
+
+
+def resources_in(canvas: Path) -> int:
+    """How many resources a canvas.yaml declares, counted by the kinds."""
+    spec = load_spec(canvas)
     target = Target(region=spec.region, account="123456789012")
     wanted = [kind.desired(spec, target) for kind in KINDS]
     return sum(len(want) if isinstance(want, list) else 1 for want in wanted if want is not None)

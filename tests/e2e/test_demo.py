@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.e2e.conftest import reconcile_command
+from reconciler.demo import demo_document
+from tests.e2e.conftest import reconcile_command, resources_in
 from tests.local_net import alive, answers
 
 HEADINGS = ["validate", "plan", "apply", "plan again", "a change by hand", "plan shows the drift",
@@ -80,6 +82,14 @@ def assert_nothing_left(out: str, *, runtimes: int) -> None:
     assert [port for port in set(ports) if answers(port)] == [], out
 
 
+def demo_resources(tmp_path: Path) -> int:
+    """How many resources the demo's own canvas.yaml declares, counted by the kinds."""
+    canvas = tmp_path / "counted" / "canvas.yaml"
+    canvas.parent.mkdir()
+    canvas.write_text(yaml.safe_dump(demo_document(), sort_keys=False))
+    return resources_in(canvas)
+
+
 def test_the_demo_tells_the_whole_story_and_leaves_nothing_running(tmp_path, user_environment):
     demo = run_demo(env=user_environment, cwd=tmp_path)
     assert demo.code == 0, demo.out + demo.err
@@ -89,7 +99,7 @@ def test_the_demo_tells_the_whole_story_and_leaves_nothing_running(tmp_path, use
     assert "no Docker" in demo.out and "image.build" in demo.out
 
     assert "$ reconcile validate\ncanvas.yaml is valid: stack code-canvas-astro in us-west-2." in demo.step(1)
-    assert "Plan: 8 to create, 0 to update, 0 to replace, 0 to delete." in demo.step(2)
+    assert f"Plan: {demo_resources(tmp_path)} to create, 0 to update, 0 to replace, 0 to delete." in demo.step(2)
     assert "$ reconcile stand-in-image\nCreated ecr_repository.python-repl-container-lambda" in demo.step(3)
     assert "Registered a stand-in image as python-repl-container-lambda:v1.2 (sha256:" in demo.step(3)
     assert "Apply complete: 6 change(s) made." in demo.step(3)
