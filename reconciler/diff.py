@@ -77,7 +77,7 @@ def diff(fields: tuple[Field, ...], desired: Mapping, live: Mapping | None) -> l
         if field.per_key:
             changes.extend(_diff_mapping(field, want, have or {}))
         elif live is None or not field.same(want, have):
-            changes.append(_change(field, field.path, have, want))
+            changes.append(_change(field, None, have, want))
     return changes
 
 
@@ -85,14 +85,18 @@ def _diff_mapping(field: Field, want: Mapping, have: Mapping) -> list[AttributeC
     changes = []
     for key in sorted(want):
         if key not in have or not field.same(want[key], have[key]):
-            changes.append(_change(field, f"{field.path}.{key}", have.get(key), want[key]))
+            changes.append(_change(field, key, have.get(key), want[key]))
     if field.purge:
         for key in sorted(set(have) - set(want)):
-            changes.append(_change(field, f"{field.path}.{key}", have[key], None))
+            changes.append(_change(field, key, have[key], None))
     return changes
 
 
-def _change(field: Field, path: str, before: Any, after: Any) -> AttributeChange:
-    key = path.rsplit(".", 1)[-1]
-    sensitive = bool(field.sensitive and field.sensitive(key, after if after is not None else before))
-    return AttributeChange(path=path, before=before, after=after, sensitive=sensitive)
+def _change(field: Field, key: str | None, before: Any, after: Any) -> AttributeChange:
+    """The change of ``field`` (of its ``key``, for a per-key field), carrying both."""
+    path = field.path if key is None else f"{field.path}.{key}"
+    # A per-key field's key is judged whole (a tag `app.secret`), a plain field by its last segment.
+    name = key if key is not None else field.path.rsplit(".", 1)[-1]
+    sensitive = bool(field.sensitive and field.sensitive(name, after if after is not None else before))
+    return AttributeChange(path=path, before=before, after=after, sensitive=sensitive, field_path=field.path,
+                           key=key)

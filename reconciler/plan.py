@@ -43,6 +43,10 @@ class AttributeChange:
     cause: Cause = Cause.SPEC
     # The value the last apply set (a secret's as its hash); None when unknown or absent.
     last_applied: Any = None
+    # Which Field of the kind this is, by its path, and the key within a per-key field (a tag's
+    # or a variable's name, dots and all): record.py classifies by them, never by parsing `path`.
+    field_path: str | None = field(default=None, compare=False)
+    key: str | None = field(default=None, compare=False)
 
     def shown(self) -> tuple[Any, Any]:
         """before/after as they may be shown: a sensitive value is never printed, only its presence."""

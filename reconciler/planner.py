@@ -78,7 +78,8 @@ def resource_change(kind, want: dict, have: dict | None) -> ResourceChange | Non
     if want.get("absent"):
         if have is None:
             return None
-        removed = tuple(AttributeChange(a.path, a.after, None, a.sensitive) for a in diff(kind.FIELDS, have, None))
+        removed = tuple(AttributeChange(a.path, a.after, None, a.sensitive, field_path=a.field_path, key=a.key)
+                        for a in diff(kind.FIELDS, have, None))
         return ResourceChange(type=kind.TYPE, name=want["name"], action=Action.DELETE,
                               attributes=removed, desired=want, live=have)
     attributes = tuple(diff(kind.FIELDS, want, have))

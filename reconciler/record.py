@@ -99,9 +99,10 @@ def with_causes(kind, change: ResourceChange, baseline: Baseline | None) -> Reso
 
 def _classified(fields, attr: AttributeChange, *, want: Mapping | None, have: Mapping | None,
                 then: Mapping | None) -> AttributeChange:
-    field, key = _field_of(fields, attr.path)
+    field = next((candidate for candidate in fields if candidate.path == attr.field_path), None)
     if field is None:
-        return attr
+        return attr  # not made by diff() (a revived saved plan carries its cause already)
+    key = attr.key
     known, recorded = _recorded_value(field, key, then)
     if not known:
         return attr  # the last apply left it unmanaged: only canvas.yaml can have changed
@@ -111,16 +112,6 @@ def _classified(fields, attr: AttributeChange, *, want: Mapping | None, have: Ma
     spec, drift = not field.same(wanted, recorded), not field.same(live, recorded)
     cause = Cause.BOTH if spec and drift else Cause.DRIFT if drift else Cause.SPEC
     return dataclasses.replace(attr, cause=cause, last_applied=recorded)
-
-
-def _field_of(fields, path: str) -> tuple[Field | None, str | None]:
-    for field in fields:
-        if field.path == path and not field.per_key:
-            return field, None
-        if field.per_key and path.startswith(field.path + "."):
-            # Keys may hold dots themselves (a tag `app.version`): the field's path is the prefix.
-            return field, path[len(field.path) + 1:]
-    return None, None
 
 
 def _recorded_value(field: Field, key: str | None, then: Mapping | None) -> tuple[bool, Any]:
