@@ -30,6 +30,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from s3transfer.exceptions import RetriesExceededError, S3DownloadFailedError
 from s3transfer.subscribers import BaseSubscriber
 
+from runtime import layout
+
 log = logging.getLogger(__name__)
 
 _FINISHING_CALLS = ("PutObject", "CompleteMultipartUpload")
@@ -109,24 +111,8 @@ class ObjectStore:
         A conditional GET for one byte: If-None-Match makes "unchanged" a bodiless 304, and when
         the object did change the 206 carries its ETag and total size without its body.
         """
-        request = {"Bucket": self.bucket, "Key": self.key, "Range": "bytes=0-0"}
-        if etag:
-            request["IfNoneMatch"] = etag
-        try:
-            response = self.client.get_object(**request)
-        except ClientError as error:
-            if _status(error) == 304:
-                return UNCHANGED
-            if _code(error) in ("NoSuchKey", "404"):
-                return None
-            if _code(error) == "InvalidRange":
-                return self._head()  # a zero-byte object has no byte 0
-            raise self._classify(error, "check") from None
-        except BotoCoreError as error:
-            raise StoreError(f"could not reach S3 to check {self.where}: {error}") from None
-        response["Body"].read()  # drain the one byte so the connection is reused
-        total = response.get("ContentRange", "").rpartition("/")[2]
-        return Remote(etag=response["ETag"], size=int(total) if total.isdigit() else response["ContentLength"])
+        found = self._conditional_head(etag, 1, action="check")
+        return found if not isinstance(found, Fetched) else Remote(etag=found.etag, size=found.size)
 
     def fetch(self, etag: str | None) -> Fetched | _Unchanged | None:
         """The object at the key unless it is still ``etag`` (UNCHANGED); None if there is none.
@@ -134,29 +120,32 @@ class ObjectStore:
         One conditional GET of at most MANIFEST_READ_BYTES; a larger manifest is read whole with
         If-Match on the ETag this GET saw.
         """
-        request = {"Bucket": self.bucket, "Key": self.key, "Range": f"bytes=0-{MANIFEST_READ_BYTES - 1}"}
+        found = self._conditional_head(etag, MANIFEST_READ_BYTES, action="read")
+        if isinstance(found, Fetched) and not found.complete and not layout.is_sqlite(found.head):
+            return Fetched(etag=found.etag, size=found.size, head=self._whole(found.etag))
+        return found
+
+    def _conditional_head(self, etag: str | None, length: int, *, action: str) -> Fetched | _Unchanged | None:
+        """The first ``length`` bytes of the object and its total size, unless it is still ``etag``."""
+        request = {"Bucket": self.bucket, "Key": self.key, "Range": f"bytes=0-{length - 1}"}
         if etag:
             request["IfNoneMatch"] = etag
         try:
             response = self.client.get_object(**request)
-            head = response["Body"].read()
+            head = response["Body"].read()  # read even when unused, so the connection is reused
         except ClientError as error:
             if _status(error) == 304:
                 return UNCHANGED
             if _code(error) in ("NoSuchKey", "404"):
                 return None
             if _code(error) == "InvalidRange":
-                remote = self._head()
+                remote = self._head()  # a zero-byte object has no byte 0
                 return Fetched(etag=remote.etag, size=0, head=b"") if remote else None
-            raise self._classify(error, "read") from None
+            raise self._classify(error, action) from None
         except BotoCoreError as error:
-            raise StoreError(f"could not reach S3 to read {self.where}: {error}") from None
+            raise StoreError(f"could not reach S3 to {action} {self.where}: {error}") from None
         total = response.get("ContentRange", "").rpartition("/")[2]
-        size = int(total) if total.isdigit() else len(head)
-        fetched = Fetched(etag=response["ETag"], size=size, head=head)
-        if size > len(head) and not head.startswith(b"SQLite format 3\x00"):
-            return Fetched(etag=fetched.etag, size=size, head=self._whole(fetched.etag))
-        return fetched
+        return Fetched(etag=response["ETag"], size=int(total) if total.isdigit() else len(head), head=head)
 
     def _whole(self, etag: str) -> bytes:
         try:
