@@ -12,6 +12,8 @@ from typing import Mapping
 _SAMPLE_APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "examples", "taskboard", "app.py")
 DEFAULT_APP_COMMAND = (sys.executable, _SAMPLE_APP)
+# How long the database's history stays rebuildable by default (DB_HISTORY_SECONDS): seven days.
+HISTORY_SECONDS = 7 * 24 * 3600.0
 
 
 class ConfigError(Exception):
@@ -39,6 +41,9 @@ class Config:
     # Unreferenced blobs are deleted only this long after they stopped being referenced (or were
     # written, for ones never referenced): longer than Lambda's longest request (15 min).
     gc_grace: float = 20 * 60.0
+    # The database's history stays rebuildable this long (every manifest version written since):
+    # blobs a version in it names are kept, whatever the grace (runtime/DESIGN.md, "History").
+    history: float = HISTORY_SECONDS
 
     @property
     def state_path(self) -> str:
@@ -80,6 +85,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         max_concurrency=_number(env, "AWS_LAMBDA_MAX_CONCURRENCY", 1, int),
         compact_entries=max(1, _number(env, "DB_COMPACT_ENTRIES", 100, int)),
         gc_grace=_number(env, "DB_GC_GRACE_SECONDS", 20 * 60.0, float),
+        history=_number(env, "DB_HISTORY_SECONDS", HISTORY_SECONDS, float),
     )
 
 

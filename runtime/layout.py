@@ -40,6 +40,16 @@ def blob_prefix(key: str) -> str:
     return f"{key}.canvas/"
 
 
+def blob_txid(key: str) -> int | None:
+    """The txid a blob's key names (``.../<txid>-<id>.db|.delta``); None for a key of another shape."""
+    number = key.rsplit("/", 1)[-1].split("-", 1)[0]
+    return int(number) if number.isdigit() else None
+
+
+def is_base(key: str) -> bool:
+    return key[key.rfind(".canvas/"):].startswith(".canvas/base/")
+
+
 def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -93,13 +103,15 @@ class Manifest:
 
     def with_base(self, blob: Blob, *, page_size: int, page_count: int, commit_id: str, writer: str,
                   now: float | None = None) -> "Manifest":
-        """A new base at ``blob.txid``: log entries it contains retire with the old base, later ones stay."""
+        """A new base at ``blob.txid``: the old base retires (listed with the time), and so do the
+        log entries the new base contains — those unlisted, so that the manifest stays small
+        however long history is kept: when they retired follows from the bases' times (see
+        remote.collect_garbage). Later entries stay in the log."""
         now = time.time() if now is None else now
         kept = tuple(entry for entry in self.log if entry.txid > blob.txid)
-        gone = [self.base] + [entry for entry in self.log if entry.txid <= blob.txid]
         return replace(self, txid=max(self.txid, blob.txid), page_size=page_size,
                        page_count=page_count if not kept else self.page_count, base=blob, log=kept,
-                       retired=self.retired + tuple(Retired(old.key, now) for old in gone),
+                       retired=self.retired + (Retired(self.base.key, now),),
                        commits=_recent(self.commits, commit_id), writer=writer, written_at=now)
 
     def without_retired(self, keys: set[str]) -> "Manifest":

@@ -257,11 +257,12 @@ def due_for_compaction(manifest: Manifest, *, max_entries: int) -> bool:
 COMPACTION_PART_BYTES = 8 * 1024 * 1024
 
 
-def compact(store: ObjectStore, head: Head, shadow: str, *, writer: str, grace: float,
+def compact(store: ObjectStore, head: Head, shadow: str, *, writer: str, grace: float, history: float = 0.0,
             touched: set[int] | None = None, clock: Callable[[], float] = time.time) -> Committed | None:
     """Fold the log into a new base made from ``shadow`` (the state at head's txid), and delete what
-    has been unreferenced for longer than ``grace``. None if another writer moved on first: the
-    next writer's compaction will do it; nothing is lost either way.
+    no manifest version of the last ``history`` seconds names and has been unreferenced for longer
+    than ``grace``. None if another writer moved on first: the next writer's compaction will do
+    it; nothing is lost either way.
 
     ``touched``: the pages changed since the current base, when known. Parts of the new base that
     hold none of them are then copied from the old base server-side (UploadPartCopy), so a
@@ -270,7 +271,8 @@ def compact(store: ObjectStore, head: Head, shadow: str, *, writer: str, grace: 
     assert head.manifest is not None
     manifest = head.manifest
     now = clock()
-    expired = {old.key for old in manifest.retired if old.at < now - grace}
+    keep = max(grace, history)
+    expired = {old.key for old in manifest.retired if old.at < now - keep}
     # Compaction runs inside the request that made the log long (requests are serialized), so the
     # shadow cannot move while its parts upload: it is uploaded as it is, no staging copy.
     slimmed = Head(etag=head.etag, manifest=manifest.without_retired(expired))
@@ -288,7 +290,7 @@ def compact(store: ObjectStore, head: Head, shadow: str, *, writer: str, grace: 
     how = f"{moved[0]} bytes uploaded, {moved[1]} copied server-side" if moved else "uploaded whole"
     log.info("compacted %s: %d log entries (%d bytes) folded into a new base at txid %d (%s)", store.where,
              len(manifest.log), manifest.log_bytes, manifest.txid, how)
-    collect_garbage(store, committed.manifest, expired, grace=grace, now=now)
+    collect_garbage(store, committed.manifest, expired, grace=grace, keep=keep, now=now)
     return committed
 
 
@@ -310,16 +312,37 @@ def _compose_base(store: ObjectStore, head: Head, path: str, touched: set[int], 
     return _commit(store, head, new, commit_id), moved
 
 
-def collect_garbage(store: ObjectStore, manifest: Manifest, expired: set[str], *, grace: float, now: float) -> None:
-    """Delete the expired retired blobs and the blobs no manifest ever listed (a change whose commit
-    lost), once they are older than the grace. Failures are logged: garbage is only cost."""
+def collect_garbage(store: ObjectStore, manifest: Manifest, expired: set[str], *, grace: float, now: float,
+                    keep: float | None = None) -> None:
+    """Delete the expired retired blobs, the folded deltas no manifest version of the last ``keep``
+    seconds names, and the blobs no manifest ever listed (a change whose commit lost) once older
+    than the grace. Failures are logged: garbage is only cost.
+
+    A folded delta is not listed anywhere (Manifest.with_base): it was folded when the first base
+    at or after its txid was committed, which is when the base before that one retired. So a
+    delta is kept while that retired base is younger than ``keep``; one whose base is no longer
+    listed was folded before an expired base retired, or never committed at all.
+    """
+    keep = grace if keep is None else keep
     try:
         referenced = manifest.referenced()
-        orphans = [key for key, modified in store.list_blobs(layout.blob_prefix(store.key))
-                   if key not in referenced and key not in expired and modified < now - grace]
-        doomed = sorted(expired | set(orphans))
+        # Committed bases by txid (strictly increasing in commit order), each with its retirement time.
+        bases = sorted([(manifest.base.txid, now)] + [
+            (txid, old.at) for old in manifest.retired
+            if layout.is_base(old.key) and (txid := layout.blob_txid(old.key)) is not None])
+        doomed = set(expired)
+        for key, modified in store.list_blobs(layout.blob_prefix(store.key)):
+            txid = layout.blob_txid(key)
+            if key in referenced or key in expired or txid is None or modified >= now - grace:
+                continue
+            if layout.is_base(key):
+                doomed.add(key)  # a base no manifest lists: expired earlier, or its commit lost
+                continue
+            folded = next((index for index, (base_txid, _) in enumerate(bases) if base_txid >= txid), None)
+            if folded is None or folded == 0 or bases[folded - 1][1] < now - keep:
+                doomed.add(key)
         if doomed:
-            store.delete_blobs(doomed)
+            store.delete_blobs(sorted(doomed))
             log.info("garbage collection under %s deleted %d unreferenced objects", store.where, len(doomed))
     except StoreError as error:
         log.warning("garbage collection under %s failed (retried at the next compaction): %s", store.where, error)

@@ -414,7 +414,8 @@ class Replica:
             return
         try:
             compacted = remote.compact(self.store, self.head, self.config.shadow_path, writer=self.writer,
-                                       grace=self.config.gc_grace, touched=self._touched)
+                                       grace=self.config.gc_grace, history=self.config.history,
+                                       touched=self._touched)
         except (StoreError, OSError) as error:
             log.warning("compaction of %s failed (retried after the next write): %s", self.store.where, error)
             return

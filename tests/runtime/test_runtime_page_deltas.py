@@ -4,6 +4,7 @@ of the single-object layout, compaction and garbage collection."""
 import logging
 import os
 import sqlite3
+import time
 
 import pytest
 
@@ -287,27 +288,66 @@ def test_a_file_a_person_uploads_over_the_manifest_is_adopted_as_the_new_state(s
 
 def test_compaction_folds_the_log_and_garbage_collection_waits_for_the_grace(s3, make, tmp_path):
     s3.put_database(notes_db(tmp_path / "seed.db", ["zero"]))
-    replica = make(compact_entries=3, gc_grace=3600)
+    replica = make(compact_entries=3, gc_grace=3600, history=0)
     replica.restore()
     connection = app(replica)
     old_manifest = s3.raw()
     for n in range(3):
         assert write(replica, connection, "INSERT INTO notes (text) VALUES (?)", (f"w{n}",)) is Outcome.SYNCED
     manifest = s3.manifest()
-    assert manifest.log == () and manifest.base.txid == 4 and len(manifest.retired) == 4
+    # Only the old base is listed as retired: the folded deltas' retirement is the base's time.
+    assert manifest.log == () and manifest.base.txid == 4 and len(manifest.retired) == 1
     assert rows(s3) == ["zero", "w0", "w1", "w2"]
     # Within the grace, a cold start that read the manifest before compaction still finds its blobs.
     stale = tmp_path / "stale.db"
     remote.materialize(replica.store, layout.decode_manifest(old_manifest, where="old"), str(stale))
     assert sqlite3.connect(stale).execute("SELECT text FROM notes").fetchall() == [("zero",)]
-    # Past the grace, the next compaction deletes what was retired.
+    first_blobs = {key for key, _ in replica.store.list_blobs(layout.blob_prefix(s3.key))} - manifest.referenced()
+    assert len(first_blobs) == 3 and all(key.endswith(".delta") for key in first_blobs)
+    # Past the grace, the next compaction deletes what was retired: the old base and the deltas
+    # folded with it, while the ones folded just now wait out their own grace.
     object.__setattr__(replica.config, "gc_grace", 0.0)  # the test's jump past the grace
     for n in range(3, 6):
         assert write(replica, connection, "INSERT INTO notes (text) VALUES (?)", (f"w{n}",)) is Outcome.SYNCED
+    now = s3.manifest()
     listed = {key for key, _ in replica.store.list_blobs(layout.blob_prefix(s3.key))}
-    assert listed == s3.manifest().referenced()  # the newly retired wait out their own grace
-    assert not listed & {old.key for old in manifest.retired}
+    assert not listed & ({old.key for old in manifest.retired} | first_blobs)
+    assert now.referenced() <= listed
+    assert {layout.blob_txid(key) for key in listed - now.referenced()} == {5, 6, 7}
     assert rows(s3) == ["zero"] + [f"w{n}" for n in range(6)]
+
+
+def test_history_keeps_every_version_of_its_window_rebuildable_past_the_grace(s3, make, tmp_path):
+    """DB_HISTORY_SECONDS: a manifest version written within it still rebuilds after compactions and
+    a zero grace; once the window has passed it, the next compaction deletes its blobs."""
+    s3.put_database(notes_db(tmp_path / "seed.db", ["zero"]))
+    replica = make(compact_entries=2, gc_grace=0, history=3600)
+    replica.restore()
+    connection = app(replica)
+    versions = []
+    for n in range(7):  # three compactions
+        assert write(replica, connection, "INSERT INTO notes (text) VALUES (?)", (f"w{n}",)) is Outcome.SYNCED
+        versions.append(s3.raw())
+    for n, raw in enumerate(versions):
+        rebuilt = tmp_path / f"v{n}.db"
+        remote.materialize(replica.store, layout.decode_manifest(raw, where=f"v{n}"), str(rebuilt))
+        assert [t for (t,) in sqlite3.connect(rebuilt).execute("SELECT text FROM notes ORDER BY id")] == [
+            "zero"] + [f"w{i}" for i in range(n + 1)]
+    assert s3.manifest().retired and len(s3.manifest().encode()) < 2048  # the window does not grow it much
+    # Once the window has passed (shortened to a second here), the next compaction deletes every
+    # blob only older versions named, and the deltas it folds itself wait out the window.
+    object.__setattr__(replica.config, "history", 1.0)
+    time.sleep(1.1)
+    for n in range(7, 9):
+        assert write(replica, connection, "INSERT INTO notes (text) VALUES (?)", (f"w{n}",)) is Outcome.SYNCED
+    current = s3.manifest()
+    listed = {key for key, _ in replica.store.list_blobs(layout.blob_prefix(s3.key))}
+    assert current.referenced() <= listed
+    assert {layout.blob_txid(key) for key in listed - current.referenced()} == {8, 9}
+    assert {old.key for old in current.retired} == {layout.decode_manifest(versions[-1], where="v").base.key}
+    with pytest.raises(remote.Corrupt, match="missing"):
+        remote.materialize(replica.store, layout.decode_manifest(versions[0], where="v0"), str(tmp_path / "x.db"))
+    assert rows(s3) == ["zero"] + [f"w{n}" for n in range(9)]
 
 
 def test_a_stale_environment_thawed_after_compaction_and_gc_loads_the_new_base(s3, make, tmp_path):
