@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -415,38 +416,214 @@ def _confirm(command: str = "apply", *, expected: str = "yes") -> None:
     if not stdin_is_tty():
         raise ReconcileError(f"{command} needs confirmation, but there is no terminal to ask on; "
                              f"re-run with --auto-approve to {command} without asking")
-    question = {"apply": "Apply these changes?", "force-unlock": "Remove the lock?"}.get(
-        command, "Destroy these resources?")
+    question = {"apply": "Apply these changes?", "force-unlock": "Remove the lock?",
+                "db restore": "Make that state current? Type the bucket's name;",
+                "db push": "Replace the database? Type the bucket's name;"}.get(command, "Destroy these resources?")
     answer = click.prompt(f"\n{question} Only '{expected}' is accepted", default="", show_default=False)
     if answer.strip() != expected:
-        nothing = {"apply": "changed", "force-unlock": "removed"}.get(command, "deleted")
+        nothing = {"force-unlock": "removed", "destroy": "deleted"}.get(command, "changed")
         raise ReconcileError(f"{command} cancelled; nothing was {nothing}")
 
 
-@main.group()
+@main.group(cls=_Group)
 def db() -> None:
-    """The live app's database in S3: download it as one file."""
+    """The live app's database in S3: its facts and history, a copy, a restore, a replacement."""
+
+
+def _database(ctx: Context) -> tuple[object, str, str]:
+    return ctx.clients().s3, ctx.spec.bucket["name"], ctx.spec.bucket["database_key"]
+
+
+def _warn(message: str) -> None:
+    click.echo(click.style("Warning: ", fg="yellow", bold=True) + message, err=True)
+
+
+def _chosen_version(s3, bucket: str, key: str, *, at: str | None, version_id: str | None):
+    """The version --at or --version names (read), with every version's metadata; None, [] for neither."""
+    from datetime import datetime, timezone
+
+    from reconciler import db_history
+    from reconciler.timespec import parse_since
+
+    if at is None and version_id is None:
+        return None, []
+    if not db_history.versioning_enabled(s3, bucket):
+        _warn(f"bucket versioning is not on for {bucket}: S3 keeps no new history of the database "
+              f"(set bucket.versioning: true in canvas.yaml and apply)")
+    versions = db_history.list_versions(s3, bucket=bucket, key=key)
+    if at is not None:
+        chosen = db_history.at_time(s3, versions, parse_since(at, datetime.now(timezone.utc)),
+                                    bucket=bucket, key=key, label=f"--at {at}")
+    else:
+        assert version_id is not None
+        chosen = db_history.by_id(versions, version_id)
+    return db_history.read_versions(s3, [chosen], bucket=bucket, key=key)[0], versions
+
+
+def _one_point(at: str | None, version_id: str | None, *, required: bool) -> None:
+    if at is not None and version_id is not None:
+        raise click.UsageError("give --at or --version, not both")
+    if required and at is None and version_id is None:
+        raise click.UsageError("say which state to restore: --at TIME (e.g. 2h, 2026-12-01T09:30) or --version ID "
+                               "(`reconcile db versions` lists them)")
+
+
+@db.command("info")
+@common_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@known_errors
+def db_info(file, region, profile, endpoint_url, as_json) -> None:
+    """Size, current version, last write, writes since the last compaction, how far back history goes."""
+    from reconciler import db_history
+    from reconciler.db_render import render_info
+
+    ctx = Context(file, region, profile, endpoint_url)
+    s3, bucket, key = _database(ctx)
+    facts = db_history.info(s3, bucket=bucket, key=key,
+                            history_seconds=db_history.history_seconds(ctx.spec.function.get("environment") or {}))
+    click.echo(json.dumps(facts.as_json(), indent=2) if as_json else render_info(facts))
+
+
+@db.command("versions")
+@common_options
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Show the newest N.")
+@click.option("--since", metavar="DURATION", help="Only versions written since then (2h, 1d, or an ISO 8601 time).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@known_errors
+def db_versions(file, region, profile, endpoint_url, limit, since, as_json) -> None:
+    """The database's history, newest first: time, version id, txid, size, writer."""
+    from datetime import datetime, timedelta, timezone
+
+    from reconciler import db_history
+    from reconciler.db_render import render_versions
+    from reconciler.timespec import parse_since
+
+    ctx = Context(file, region, profile, endpoint_url)
+    s3, bucket, key = _database(ctx)
+    start = parse_since(since, datetime.now(timezone.utc)) if since else None
+    if not db_history.versioning_enabled(s3, bucket):
+        _warn(f"bucket versioning is not on for {bucket}: only the current version is kept")
+    every = db_history.list_versions(s3, bucket=bucket, key=key)
+    shown = [version for version in every if start is None or version.modified >= start - timedelta(seconds=2)]
+    shown = db_history.read_versions(s3, shown[:limit], bucket=bucket, key=key)
+    if start is not None:
+        shown = [version for version in shown if db_history.written(version) >= start]
+    if as_json:
+        click.echo(json.dumps({"location": f"s3://{bucket}/{key}", "total": len(every),
+                               "versions": [version.as_json() for version in shown]}, indent=2))
+        return
+    click.echo(render_versions(shown, location=f"s3://{bucket}/{key}", total=len(every),
+                               history_seconds=db_history.history_seconds(ctx.spec.function.get("environment") or {})))
 
 
 @db.command("pull")
 @common_options
 @click.option("-o", "--output", metavar="FILE", help="Where to write it (default: the key's file name, here).")
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--at", metavar="TIME", help="The state as of then (2h, 1d, or an ISO 8601 time) instead of now.")
+@click.option("--version", "version_id", metavar="ID", help="The state of this version (`reconcile db versions`).")
 @known_errors
-def db_pull(file, region, profile, endpoint_url, output, force) -> None:
-    """Write the database's current state as one SQLite file that passes integrity_check."""
+def db_pull(file, region, profile, endpoint_url, output, force, at, version_id) -> None:
+    """Write the database's state (now, or as of --at/--version) as one SQLite file that passes integrity_check."""
     from reconciler import db as database
+    from reconciler.db_history import iso, written
 
+    _one_point(at, version_id, required=False)
     ctx = Context(file, region, profile, endpoint_url)
-    bucket, key = ctx.spec.bucket["name"], ctx.spec.bucket["database_key"]
+    s3, bucket, key = _database(ctx)
     target = output or database.default_output(key)
+    if os.path.exists(target) and not force:  # before any AWS call
+        raise ReconcileError(f"{target} already exists; choose another path with -o or pass --force to replace it")
+    chosen, _ = _chosen_version(s3, bucket, key, at=at, version_id=version_id)
     with click.progressbar(length=1, label=f"s3://{bucket}/{key}", file=sys.stderr) as bar:
         def progress(done: int, total: int) -> None:
             bar.length = max(total, 1)
             bar.update(done - bar.pos)
 
-        pulled = database.pull(ctx.clients().s3, bucket=bucket, key=key, output=target, overwrite=force,
-                               progress=progress)
+        pulled = database.pull(s3, bucket=bucket, key=key, output=target, overwrite=force, progress=progress,
+                               version=chosen)
     layout = (f"txid {pulled.txid}: the base and {pulled.deltas} page deltas" if pulled.txid is not None
               else "the single-object layout")
-    click.echo(f"Wrote {pulled.path} ({pulled.size:,} bytes; {layout}); PRAGMA integrity_check: ok.")
+    of = f"; version {chosen.version_id}, written {iso(written(chosen))}" if chosen else ""
+    click.echo(f"Wrote {pulled.path} ({pulled.size:,} bytes; {layout}{of}); PRAGMA integrity_check: ok.")
+
+
+@db.command("restore")
+@common_options
+@click.option("--at", metavar="TIME", help="Make the state as of then current (2h, 1d, or an ISO 8601 time).")
+@click.option("--version", "version_id", metavar="ID", help="Make this version's state current.")
+@click.option("--auto-approve", is_flag=True, help="Do not ask for the bucket's name first.")
+@known_errors
+def db_restore(file, region, profile, endpoint_url, at, version_id, auto_approve) -> None:
+    """Make an earlier state current, as a new version: history is never deleted or rewritten."""
+    import tempfile
+
+    from reconciler import db as database
+
+    _one_point(at, version_id, required=True)
+    ctx = Context(file, region, profile, endpoint_url)
+    s3, bucket, key = _database(ctx)
+    chosen, versions = _chosen_version(s3, bucket, key, at=at, version_id=version_id)
+    if chosen.latest:
+        click.echo(f"Version {chosen.version_id} is already the database's current state; nothing changed.")
+        return
+    with tempfile.TemporaryDirectory(prefix="reconcile-restore-") as workdir:
+        replacement = database.prepare_restore(s3, bucket=bucket, key=key, version=chosen, versions=versions,
+                                               workdir=workdir)
+        current = next((version for version in versions if version.latest and not version.deleted), None)
+        _show_replacement(f"Restore s3://{bucket}/{key} to version {chosen.version_id}", replacement,
+                          current_version=current.version_id if current else None, chosen=chosen)
+        _replace(s3, bucket, key, replacement, "db restore", auto_approve)
+
+
+@db.command("push")
+@common_options
+@click.argument("source", metavar="FILE", type=click.Path(dir_okay=False))
+@click.option("--auto-approve", is_flag=True, help="Do not ask for the bucket's name first.")
+@known_errors
+def db_push(file, region, profile, endpoint_url, source, auto_approve) -> None:
+    """Replace the database with a local SQLite file (checked first), as a new version."""
+    import tempfile
+
+    from reconciler import db as database
+    from reconciler import db_history
+
+    ctx = Context(file, region, profile, endpoint_url)
+    s3, bucket, key = _database(ctx)
+    with tempfile.TemporaryDirectory(prefix="reconcile-push-") as workdir:
+        replacement = database.prepare_push(s3, bucket=bucket, key=key, source=source, workdir=workdir)
+        current = None
+        if db_history.versioning_enabled(s3, bucket):
+            current = next((v.version_id for v in db_history.list_versions(s3, bucket=bucket, key=key)
+                            if v.latest and not v.deleted), None)
+        elif replacement.current_size is not None:
+            _warn(f"bucket versioning is not on for {bucket}: the state this replaces will not be in the key's history")
+        _show_replacement(f"Replace s3://{bucket}/{key} with {source}", replacement, current_version=current)
+        _replace(s3, bucket, key, replacement, "db push", auto_approve)
+
+
+def _show_replacement(title: str, replacement, *, current_version: str | None, chosen=None) -> None:
+    from reconciler.db_history import iso, written
+    from reconciler.db_render import plural, size
+
+    click.echo(title + (f" (written {iso(written(chosen))} by {chosen.writer or 'unknown'}):" if chosen else ":"))
+    if replacement.undone_writes is not None and replacement.undone_since is not None:
+        until = iso(replacement.current_written) if replacement.current_written else "now"
+        writes = plural(replacement.undone_writes, "write")
+        click.echo(f"  undoes:  {writes}, from {iso(replacement.undone_since)} to {until}")
+    click.echo(f"  size:    {size(replacement.current_size)} now → {size(replacement.size)}")
+    tables = ", ".join(f"{name} ({plural(rows, 'row')})" for name, rows in replacement.tables) or "no tables"
+    click.echo(f"  tables:  {tables}")
+    if current_version:
+        click.echo(f"  The current state stays in the key's history: `reconcile db restore --version "
+                   f"{current_version}` puts it back.")
+
+
+def _replace(s3, bucket: str, key: str, replacement, command: str, auto_approve: bool) -> None:
+    from reconciler import db as database
+
+    if not auto_approve:
+        _confirm(command, expected=bucket)
+    committed = database.commit(s3, replacement, bucket=bucket, key=key, writer=database.writer_label(command))
+    click.echo(f"Done: the database is now at txid {committed.manifest.txid} ({replacement.size:,} bytes); a running "
+               f"environment serves it from its next request.")

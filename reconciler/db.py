@@ -1,17 +1,22 @@
-"""`reconcile db`: the live database as one file, read with the runtime's own layout code.
+"""`reconcile db`: the live database as one file, and a chosen state made current again.
 
 The runtime stores the database as a manifest at `bucket.database_key` plus immutable blobs under
-`<database_key>.canvas/` (runtime/layout.py); this module rebuilds the current state from them
-with runtime.remote — the same checked rebuild a cold start does — so what a person downloads is
-exactly what the next cold start would serve. It only reads: nothing in S3 changes.
+`<database_key>.canvas/` (runtime/layout.py); this module rebuilds a state from them with
+runtime.remote — the same checked rebuild a cold start does — so what a person downloads is
+exactly what a cold start would serve. `pull` only reads. `restore` and `push` commit a new
+base with the runtime's own conditional write (If-Match on the version they showed the person),
+so a write that lands meanwhile is never overwritten: they refuse and change nothing. History is
+never rewritten: the replaced state stays a version of the key (db_history).
 """
 from __future__ import annotations
 
 import os
 import sqlite3
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable
 
+from reconciler.db_history import Version, iso, written
 from reconciler.errors import ReconcileError
 
 
@@ -27,68 +32,257 @@ def default_output(database_key: str) -> str:
     return os.path.basename(database_key.rstrip("/")) or "database.db"
 
 
+def _store(s3_client: Any, bucket: str, key: str) -> Any:
+    from runtime.store import ObjectStore
+
+    return ObjectStore(bucket=bucket, key=key, multipart_threshold=8 * 1024 * 1024,
+                       multipart_chunksize=8 * 1024 * 1024, client=s3_client)
+
+
 def pull(s3_client: Any, *, bucket: str, key: str, output: str, overwrite: bool = False,
-         progress: Callable[[int, int], None] | None = None) -> Pulled:
-    """Write the current state of s3://bucket/key to ``output`` as one ordinary SQLite file
-    (rollback journal, no -wal beside it) that passed PRAGMA integrity_check.
+         progress: Callable[[int, int], None] | None = None, version: Version | None = None) -> Pulled:
+    """Write the state of s3://bucket/key — the current one, or ``version``'s — to ``output`` as one
+    ordinary SQLite file (rollback journal, no -wal beside it) that passed PRAGMA integrity_check.
 
     ``progress(done, total)`` follows the base's download. The file appears only when complete
     and checked; an existing file is replaced only with ``overwrite``.
     """
-    from runtime import database, remote
-    from runtime.store import ObjectStore, Remote, StoreError
-
     if os.path.exists(output) and not overwrite:
         raise ReconcileError(f"{output} already exists; choose another path with -o or pass --force to replace it")
     partial = f"{output}.part"
-    store = ObjectStore(bucket=bucket, key=key, multipart_threshold=8 * 1024 * 1024,
-                        multipart_chunksize=8 * 1024 * 1024, client=s3_client)
+    label = f"s3://{bucket}/{key}" + (f" version {version.version_id}" if version else "")
+    store = _store(s3_client, bucket, key)
     try:
-        head = remote.read_current(store)
-        if head.etag is None:
-            raise ReconcileError(f"there is no database at s3://{bucket}/{key} yet: the runtime creates it on "
-                                 f"the first write")
-        database.remove(partial)
-        if head.legacy is not None:
-            total = head.legacy.size
-            store.download(Remote(etag=head.legacy.etag, size=total), partial)
-            txid, deltas = None, 0
-        else:
-            manifest = head.manifest
-            assert manifest is not None
-            total, done = manifest.base.size, [0]
-
-            def advance(count: int) -> None:
-                done[0] += count
-                if progress:
-                    progress(done[0], total)
-
-            remote.materialize(store, manifest, partial, progress=advance)
-            txid, deltas = manifest.txid, len(manifest.log)
-        _make_ordinary(partial, label=f"s3://{bucket}/{key}")
+        txid, deltas = _rebuild(store, partial, version=version, progress=progress)
+        _make_ordinary(partial, label=label)
         os.replace(partial, output)
-    except remote.Corrupt as error:
-        raise ReconcileError(f"{error}; nothing was written") from None
-    except StoreError as error:
-        raise ReconcileError(f"{error}; nothing was written") from None
     finally:
-        database.remove(partial)
+        _remove(partial)
         store.close()
     return Pulled(path=output, size=os.path.getsize(output), txid=txid, deltas=deltas)
 
 
+def _rebuild(store: Any, dest: str, *, version: Version | None,
+             progress: Callable[[int, int], None] | None = None) -> tuple[int | None, int]:
+    """Write the current state (or ``version``'s) to ``dest``: (txid or None for one object, deltas applied)."""
+    from runtime import remote
+    from runtime.store import Remote, StoreError
+
+    where = f"s3://{store.bucket}/{store.key}"
+    _remove(dest)
+    try:
+        if version is None:
+            head = remote.read_current(store)
+            if head.etag is None:
+                raise ReconcileError(f"there is no database at {where} yet: the runtime creates it on the first write")
+            manifest, legacy = head.manifest, head.legacy
+        else:
+            manifest, legacy = version.manifest, None
+            if version.problem:
+                raise ReconcileError(f"version {version.version_id} of {where} cannot be read: {version.problem}")
+        if manifest is None:
+            total = legacy.size if legacy is not None else version.object_size  # type: ignore[union-attr]
+            if legacy is not None:
+                store.download(Remote(etag=legacy.etag, size=total), dest)
+            else:
+                assert version is not None
+                store.client.download_file(store.bucket, store.key, dest, ExtraArgs={"VersionId": version.version_id})
+            return None, 0
+        total, done = manifest.base.size, [0]
+
+        def advance(count: int) -> None:
+            done[0] += count
+            if progress:
+                progress(done[0], total)
+
+        try:
+            remote.materialize(store, manifest, dest, progress=advance)
+        except remote.Corrupt as error:
+            if version is not None and "missing" in str(error):
+                raise ReconcileError(
+                    f"version {version.version_id} ({iso(written(version))}) can no longer be rebuilt: {error}. "
+                    f"The runtime keeps a version's blobs for DB_HISTORY_SECONDS (7 days unless set) after it "
+                    f"stopped being current; `reconcile db info` says how far back history goes") from None
+            raise
+        return manifest.txid, len(manifest.log)
+    except remote.Corrupt as error:
+        raise ReconcileError(f"{error}; nothing was written") from None
+    except StoreError as error:
+        raise ReconcileError(f"{error}; nothing was written") from None
+    except Exception as error:
+        if type(error).__name__ != "ClientError":
+            raise
+        from reconciler.aws import error_code, error_message
+
+        raise ReconcileError(f"reading {where}: {error_code(error)}: {error_message(error)}; nothing was written") \
+            from None
+
+
+def _remove(path: str) -> None:
+    from runtime import database
+
+    database.remove(path)
+
+
 def _make_ordinary(path: str, *, label: str) -> None:
     """Rollback journal mode (one file, as `sqlite3 file` expects), then a full integrity check."""
+    _check(path, label=label, ordinary=True)
+
+
+def _check(path: str, *, label: str, ordinary: bool = False) -> list[tuple[str, int]]:
+    """PRAGMA integrity_check (ReconcileError naming ``label`` if it fails); the tables and their rows."""
     try:
         connection = sqlite3.connect(path, isolation_level=None)
         try:
-            connection.execute("PRAGMA journal_mode = DELETE").fetchone()
+            if ordinary:
+                connection.execute("PRAGMA journal_mode = DELETE").fetchone()
             problems = [row[0] for row in connection.execute("PRAGMA integrity_check").fetchall() if row[0] != "ok"]
+            names = [] if problems else [name for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+            tables = [(name, connection.execute(f'SELECT count(*) FROM "{name.replace(chr(34), chr(34) * 2)}"')
+                       .fetchone()[0]) for name in names]
         finally:
             connection.close()
     except sqlite3.DatabaseError as error:
-        raise ReconcileError(f"{label} did not rebuild into a usable SQLite database: {error}; "
-                             f"nothing was written") from None
+        raise ReconcileError(f"{label} is not a usable SQLite database: {error}; nothing was written") from None
     if problems:
         raise ReconcileError(f"{label} failed PRAGMA integrity_check ({'; '.join(problems[:5])}); "
                              f"nothing was written")
+    return tables
+
+
+# -- restore and push: a new current state, committed conditionally ---------------------------
+
+@dataclass
+class Replacement:
+    """A checked file ready to become the database's current state, and what it replaces."""
+
+    path: str
+    head: Any  # runtime.remote.Head as read before the file was made: the commit's If-Match
+    size: int
+    tables: list[tuple[str, int]]
+    current_size: int | None  # None: there is no database now
+    current_txid: int | None
+    current_written: datetime | None
+    undone_writes: int | None = None  # restore: writes after the chosen version
+    undone_since: datetime | None = None
+
+
+def prepare_restore(s3_client: Any, *, bucket: str, key: str, version: Version, versions: list[Version],
+                    workdir: str) -> Replacement:
+    """Rebuild ``version``'s state into ``workdir`` and say what making it current undoes."""
+    store = _store(s3_client, bucket, key)
+    try:
+        head = _read_head(store)
+        path = os.path.join(workdir, "restore.db")
+        _rebuild(store, path, version=version)
+    finally:
+        store.close()
+    tables = _check(path, label=f"version {version.version_id}")
+    replacement = _replacement(path, head, tables, versions)
+    newer = [other for other in versions if written(other) > written(version) and not other.deleted]
+    if head.manifest is not None and version.manifest is not None:
+        replacement.undone_writes = head.manifest.txid - version.manifest.txid
+    else:
+        replacement.undone_writes = len(newer)
+    replacement.undone_since = written(version)
+    return replacement
+
+
+def prepare_push(s3_client: Any, *, bucket: str, key: str, source: str, workdir: str) -> Replacement:
+    """Check ``source`` is a sound SQLite database and copy it (with any -wal beside it) into ``workdir``."""
+    if not os.path.isfile(source):
+        raise ReconcileError(f"{source}: no such file")
+    with open(source, "rb") as handle:
+        magic = handle.read(16)
+    from runtime import layout
+
+    if not layout.is_sqlite(magic):
+        raise ReconcileError(f"{source} is not a SQLite database (it does not begin with 'SQLite format 3'); "
+                             f"nothing was changed")
+    path = os.path.join(workdir, "push.db")
+    try:
+        # The backup API reads a consistent snapshot, including commits still in a -wal beside it.
+        original = sqlite3.connect(f"file:{os.path.abspath(source)}?mode=ro", uri=True)
+        copy = sqlite3.connect(path)
+        try:
+            original.backup(copy)
+        finally:
+            copy.close()
+            original.close()
+    except sqlite3.DatabaseError as error:
+        raise ReconcileError(f"{source} is not a usable SQLite database: {error}; nothing was changed") from None
+    tables = _check(path, label=source)
+    store = _store(s3_client, bucket, key)
+    try:
+        head = _read_head(store)
+    finally:
+        store.close()
+    return _replacement(path, head, tables, None)
+
+
+def _read_head(store: Any) -> Any:
+    from runtime import remote
+    from runtime.store import StoreError
+
+    try:
+        return remote.read_current(store)
+    except (remote.Corrupt, StoreError) as error:
+        raise ReconcileError(f"{error}; nothing was changed") from None
+
+
+def _replacement(path: str, head: Any, tables: list[tuple[str, int]], versions: list[Version] | None) -> Replacement:
+    manifest = head.manifest
+    when: datetime | None
+    if manifest is not None:
+        size, txid, when = manifest.page_count * manifest.page_size, manifest.txid, _written_at(manifest)
+    elif head.legacy is not None:
+        size, txid = head.legacy.size, None
+        when = versions[0].modified if versions else None
+    else:
+        size, txid, when = None, None, None
+    return Replacement(path=path, head=head, size=os.path.getsize(path), tables=tables, current_size=size,
+                       current_txid=txid, current_written=when)
+
+
+def _written_at(manifest: Any) -> datetime:
+    return datetime.fromtimestamp(manifest.written_at, timezone.utc)
+
+
+def commit(s3_client: Any, replacement: Replacement, *, bucket: str, key: str, writer: str) -> Any:
+    """Make the replacement current: a new base under If-Match on the head it was prepared against.
+
+    A write that landed since is never overwritten: this refuses (ReconcileError) and nothing
+    changes but an unreferenced blob the runtime's garbage collection deletes.
+    """
+    from runtime import remote
+    from runtime.store import Conflict, StoreError
+
+    head = replacement.head
+    store = _store(s3_client, bucket, key)
+    try:
+        txid = (head.manifest.txid if head.manifest is not None else 0) + 1
+        return remote.commit_base(store, head, replacement.path, txid=txid, writer=writer)
+    except Conflict:
+        now = _read_head(store)
+        moved = (f"txid {now.manifest.txid}, written {iso(_written_at(now.manifest))} by {now.manifest.writer}"
+                 if now.manifest is not None else f"ETag {now.etag}")
+        raise ReconcileError(f"the database changed while this ran (it is now at {moved}); nothing was replaced, "
+                             f"so that write is kept. Run the command again: it will show that write among "
+                             f"what it replaces") from None
+    except StoreError as error:
+        raise ReconcileError(f"{error}; the database was not replaced") from None
+    finally:
+        store.close()
+
+
+def writer_label(command: str) -> str:
+    """Who made a commit from this machine, as the manifest's writer records it."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"reconcile {command} ({user}@{socket.gethostname()})"

@@ -1,0 +1,295 @@
+"""The database's history as a user works with it: `reconcile db info|versions|pull --at|restore|push`
+against moto on loopback, with the real runtime (serve mode, the sample taskboard) writing and
+serving — the restore is seen through the app, not only in S3."""
+from __future__ import annotations
+
+import json
+import os
+import pty
+import sqlite3
+import subprocess
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.e2e.conftest import BUCKET, DB_KEY, reconcile_command
+from tests.runtime.runtime_testkit import TASKBOARD, RuntimeProcess, runtime_environment, wait_for
+
+MB = 1024 * 1024
+
+
+@pytest.fixture
+def bucket(aws):
+    aws.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return aws.s3
+
+
+@pytest.fixture
+def serve(bucket, moto_endpoint, tmp_path):
+    """Start runtimes serving the taskboard on the contract's bucket and key; all stopped afterwards."""
+    started: list[RuntimeProcess] = []
+
+    def start() -> RuntimeProcess:
+        home = tmp_path / f"env{len(started) + 1}"
+        home.mkdir()
+        env = runtime_environment(endpoint=moto_endpoint, bucket=BUCKET, home=home, app=TASKBOARD, S3_DB_KEY=DB_KEY)
+        process = RuntimeProcess(env, tmp_path / f"runtime-{len(started) + 1}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.cleanup()
+
+
+def add(runtime: RuntimeProcess, title: str) -> None:
+    response = runtime.post_json("/api/tasks", {"title": title})
+    assert response.status == 201, response.body
+
+
+def titles_served(runtime: RuntimeProcess) -> list[str]:
+    response = runtime.request("GET", "/api/tasks")
+    assert response.status == 200, response.body
+    return [task["title"] for task in response.json()]
+
+
+def titles_in(path) -> list[str]:
+    connection = sqlite3.connect(path)
+    try:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        return [title for (title,) in connection.execute("SELECT title FROM tasks ORDER BY id")]
+    finally:
+        connection.close()
+
+
+def version_ids(s3) -> list[str]:
+    listed = s3.list_object_versions(Bucket=BUCKET, Prefix=DB_KEY)["Versions"]
+    return [entry["VersionId"] for entry in listed if entry["Key"] == DB_KEY]
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def test_versions_pull_at_and_restore_while_a_runtime_serves(canvas_file, reconcile, bucket, serve, tmp_path):
+    runtime = serve()
+    add(runtime, "A")
+    time.sleep(0.05)
+    after_a = now_iso()
+    time.sleep(0.05)
+    add(runtime, "B")
+
+    listed = reconcile("db", "versions", "--json")
+    assert listed.code == 0, listed.err
+    versions = json.loads(listed.out)["versions"]
+    assert [v["version_id"] for v in versions] == version_ids(bucket)  # newest first, every one
+    assert versions[0]["latest"] and versions[0]["txid"] == versions[1]["txid"] + 1
+    text = reconcile("db", "versions")
+    assert text.code == 0 and versions[0]["version_id"] in text.out and "(current)" in text.out
+
+    pulled = reconcile("db", "pull", "--at", after_a, "-o", "a.db")
+    assert pulled.code == 0, pulled.err
+    assert titles_in(tmp_path / "a.db") == ["A"]
+    assert reconcile("db", "pull", "-o", "now.db").code == 0
+    assert titles_in(tmp_path / "now.db") == ["A", "B"]
+
+    before = version_ids(bucket)
+    restored = reconcile("db", "restore", "--at", after_a, "--auto-approve")
+    assert restored.code == 0, restored.err
+    assert "undoes:  1 write," in restored.out and "tasks (1 row)" in restored.out
+    assert f"restore --version {before[0]}` puts it back" in restored.out
+    assert version_ids(bucket)[1:] == before  # a new version; history is kept whole
+
+    assert titles_served(runtime) == ["A"]  # the running environment serves it from its next request
+    add(runtime, "C")
+    assert titles_served(runtime) == ["A", "C"]
+    runtime.kill9()
+    assert titles_served(serve()) == ["A", "C"]  # a cold start on an empty /tmp
+
+    # The restore is itself undoable: the state it replaced is one version back.
+    undo = reconcile("db", "restore", "--version", before[0], "--auto-approve")
+    assert undo.code == 0, undo.err
+    assert reconcile("db", "pull", "-o", "undone.db").code == 0
+    assert titles_in(tmp_path / "undone.db") == ["A", "B"]
+
+
+def test_info_says_what_the_database_is_and_how_far_back_history_goes(canvas_file, reconcile, bucket, serve):
+    runtime = serve()
+    for title in ("one", "two", "three"):
+        add(runtime, title)
+    result = reconcile("db", "info", "--json")
+    assert result.code == 0, result.err
+    facts = json.loads(result.out)
+    assert facts["versioning"] is True and facts["versions"] == len(version_ids(bucket))
+    current = facts["current"]
+    assert current["latest"] and current["layout"] == "manifest"
+    assert current["writes_since_compaction"] == 2  # the first write made the base
+    assert current["size"] > 0 and current["writer"]
+    assert facts["history_seconds"] == 7 * 24 * 3600  # the runtime's default: the contract does not set it
+    assert facts["history_reaches_back_to"] == facts["oldest_version"]
+    text = reconcile("db", "info")
+    assert text.code == 0
+    assert "bucket versioning: on" in text.out and f"txid {current['txid']}" in text.out
+    assert "kept 7d: DB_HISTORY_SECONDS" in text.out
+
+
+def test_versions_since_and_limit(canvas_file, reconcile, bucket, serve):
+    runtime = serve()
+    add(runtime, "old")
+    time.sleep(1.2)
+    start = now_iso()
+    add(runtime, "new1")
+    add(runtime, "new2")
+    since = json.loads(reconcile("db", "versions", "--since", start, "--json").out)["versions"]
+    assert len(since) == 2 and all(v["time"] >= start[:23] for v in since)
+    assert len(json.loads(reconcile("db", "versions", "--limit", "1", "--json").out)["versions"]) == 1
+    bad = reconcile("db", "versions", "--since", "yesterday-ish")
+    assert bad.code == 1 and "is not a time" in bad.err and "Traceback" not in bad.err
+
+
+def test_push_replaces_the_database_and_a_running_environment_serves_it(canvas_file, reconcile, bucket, serve,
+                                                                        tmp_path):
+    runtime = serve()
+    add(runtime, "theirs")
+    local = tmp_path / "mine.db"
+    connection = sqlite3.connect(local)
+    connection.execute("CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL, "
+                       "done INTEGER NOT NULL DEFAULT 0)")
+    connection.executemany("INSERT INTO tasks (title) VALUES (?)", [("mine1",), ("mine2",)])
+    connection.commit()
+    connection.close()
+    before = version_ids(bucket)
+    pushed = reconcile("db", "push", str(local), "--auto-approve")
+    assert pushed.code == 0, pushed.err
+    assert "tasks (2 rows)" in pushed.out and f"--version {before[0]}" in pushed.out
+    assert titles_served(runtime) == ["mine1", "mine2"]
+    add(runtime, "after")
+    assert reconcile("db", "pull", "-o", "now.db").code == 0
+    assert titles_in(tmp_path / "now.db") == ["mine1", "mine2", "after"]
+    assert version_ids(bucket)[2:] == before
+
+
+def state(reconcile, tmp_path, name="check.db") -> list[str]:
+    assert reconcile("db", "pull", "-o", name, "--force").code == 0
+    return titles_in(tmp_path / name)
+
+
+def test_bad_input_exits_1_with_a_message_and_changes_nothing(canvas_file, reconcile, bucket, serve, tmp_path):
+    runtime = serve()
+    add(runtime, "old")
+    add(runtime, "kept")
+    before = version_ids(bucket)
+    not_sqlite = tmp_path / "notes.txt"
+    not_sqlite.write_text("hello, not a database\n" * 100)
+    corrupt = tmp_path / "corrupt.db"
+    connection = sqlite3.connect(corrupt)
+    connection.execute("CREATE TABLE t (x)")
+    connection.executemany("INSERT INTO t VALUES (?)", [(os.urandom(200).hex(),) for _ in range(200)])
+    connection.commit()
+    connection.close()
+    data = bytearray(corrupt.read_bytes())
+    data[4096: 4096 + 8] = b"\xff" * 8  # page 2's b-tree header: the file opens, its tree is broken
+    corrupt.write_bytes(bytes(data))
+    cases = [
+        (("db", "restore", "--at", "2001-01-01T00:00:00Z", "--auto-approve"), "before the database's first version"),
+        (("db", "restore", "--at", "2999-01-01", "--auto-approve"), "is in the future"),
+        (("db", "restore", "--version", "no-such-version", "--auto-approve"), "there is no version 'no-such-version'"),
+        (("db", "restore", "--auto-approve"), "--at TIME"),
+        (("db", "restore", "--at", "2h", "--version", before[0]), "not both"),
+        (("db", "restore", "--at", "soonish"), "is not a time"),
+        (("db", "push", str(not_sqlite), "--auto-approve"), "is not a SQLite database"),
+        (("db", "push", str(corrupt), "--auto-approve"), "corrupt.db"),
+        (("db", "push", str(tmp_path / "missing.db"), "--auto-approve"), "no such file"),
+        (("db", "pull", "--at", "2001-01-01", "-o", "x.db"), "before the database's first version"),
+    ]
+    for args, message in cases:
+        result = reconcile(*args)
+        assert result.code in (1, 2) and message in result.err, (args, result.err)
+        assert "Traceback" not in result.err
+        assert version_ids(bucket) == before, args
+    assert not (tmp_path / "x.db").exists()
+    assert state(reconcile, tmp_path) == ["old", "kept"]
+    # The restore asks first; with no terminal to ask on, it does not guess.
+    result = reconcile("db", "restore", "--version", before[1])
+    assert result.code == 1 and "--auto-approve" in result.err
+    assert version_ids(bucket) == before
+
+
+class Terminal:
+    """`reconcile ARGS` with a pseudo-terminal for stdin (so it may ask) and stdout read as it comes."""
+
+    def __init__(self, args: list[str], cwd) -> None:
+        self.master, slave = pty.openpty()
+        self.process = subprocess.Popen(reconcile_command() + args, cwd=cwd, stdin=slave, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
+        os.close(slave)
+        self.out = b""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        while chunk := self.process.stdout.read1(4096):
+            self.out += chunk
+
+    def answer(self, text: str) -> None:
+        os.write(self.master, text.encode() + b"\n")
+
+    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        assert self.process.stderr is not None
+        err = self.process.stderr.read().decode()
+        code = self.process.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        os.close(self.master)
+        return code, self.out.decode(), err
+
+
+def test_a_write_that_lands_while_the_restore_asks_is_kept(canvas_file, reconcile, bucket, serve, tmp_path):
+    runtime = serve()
+    add(runtime, "A")
+    target = version_ids(bucket)[0]
+    add(runtime, "B")
+    terminal = Terminal(["db", "restore", "--version", target], cwd=tmp_path)
+    wait_for(lambda: b"Only 'code-canvas-astro-db' is accepted" in terminal.out, timeout=60,
+             what="the restore's question")
+    assert b"undoes:  1 write," in terminal.out
+    add(runtime, "C")  # lands while the person reads what will be undone
+    terminal.answer(BUCKET)
+    code, out, err = terminal.finish()
+    assert code == 1, out + err
+    assert "the database changed while this ran" in err and "that write is kept" in err
+    assert titles_served(runtime) == ["A", "B", "C"]
+    assert state(reconcile, tmp_path) == ["A", "B", "C"]
+    # Run again, it shows C among what it undoes, and goes through.
+    again = reconcile("db", "restore", "--version", target, "--auto-approve")
+    assert again.code == 0 and "undoes:  2 writes," in again.out
+    assert titles_served(runtime) == ["A"]
+
+
+def test_a_wrong_answer_cancels_the_restore(canvas_file, reconcile, bucket, serve, tmp_path):
+    runtime = serve()
+    add(runtime, "A")
+    target = version_ids(bucket)[0]
+    add(runtime, "B")
+    before = version_ids(bucket)
+    terminal = Terminal(["db", "restore", "--version", target], cwd=tmp_path)
+    wait_for(lambda: b"is accepted" in terminal.out, timeout=60, what="the restore's question")
+    terminal.answer("yes")
+    code, out, err = terminal.finish()
+    assert code == 1 and "db restore cancelled; nothing was changed" in err
+    assert version_ids(bucket) == before and titles_served(runtime) == ["A", "B"]
+
+
+def test_a_version_whose_blobs_left_the_history_window_says_so(canvas_file, reconcile, bucket, serve, tmp_path):
+    runtime = serve()
+    add(runtime, "A")
+    old = version_ids(bucket)[0]
+    add(runtime, "B")
+    manifest = json.loads(bucket.get_object(Bucket=BUCKET, Key=DB_KEY, VersionId=old)["Body"].read())
+    bucket.delete_object(Bucket=BUCKET, Key=manifest["base"]["key"])  # what retention's GC does
+    result = reconcile("db", "pull", "--version", old, "-o", "old.db")
+    assert result.code == 1 and "can no longer be rebuilt" in result.err and "DB_HISTORY_SECONDS" in result.err
+    assert not (tmp_path / "old.db").exists() and not (tmp_path / "old.db.part").exists()
