@@ -607,10 +607,11 @@ def _show_replacement(title: str, replacement, *, current_version: str | None, c
     from reconciler.db_render import plural, size
 
     click.echo(title + (f" (written {iso(written(chosen))} by {chosen.writer or 'unknown'}):" if chosen else ":"))
-    if replacement.undone_writes is not None and replacement.undone_since is not None:
+    if replacement.undone_since is not None:
         until = iso(replacement.current_written) if replacement.current_written else "now"
-        writes = plural(replacement.undone_writes, "write")
-        click.echo(f"  undoes:  {writes}, from {iso(replacement.undone_since)} to {until}")
+        undone = (plural(replacement.undone_writes, "write") if replacement.undone_writes is not None
+                  else plural(replacement.undone_versions or 0, "later version"))
+        click.echo(f"  undoes:  {undone}, from {iso(replacement.undone_since)} to {until}")
     click.echo(f"  size:    {size(replacement.current_size)} now → {size(replacement.size)}")
     tables = ", ".join(f"{name} ({plural(rows, 'row')})" for name, rows in replacement.tables) or "no tables"
     click.echo(f"  tables:  {tables}")

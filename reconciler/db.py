@@ -164,7 +164,8 @@ class Replacement:
     current_size: int | None  # None: there is no database now
     current_txid: int | None
     current_written: datetime | None
-    undone_writes: int | None = None  # restore: writes after the chosen version
+    undone_writes: int | None = None  # restore: writes after the chosen version (when both have txids)
+    undone_versions: int | None = None  # restore, else: later versions of the key
     undone_since: datetime | None = None
 
 
@@ -180,11 +181,13 @@ def prepare_restore(s3_client: Any, *, bucket: str, key: str, version: Version, 
         store.close()
     tables = _check(path, label=f"version {version.version_id}")
     replacement = _replacement(path, head, tables, versions)
-    newer = [other for other in versions if written(other) > written(version) and not other.deleted]
+    # The listing is newest first (S3's order, exact even within one second): what precedes it is later.
+    position = next((i for i, other in enumerate(versions) if other.version_id == version.version_id), 0)
+    newer = [other for other in versions[:position] if not other.deleted]
     if head.manifest is not None and version.manifest is not None:
         replacement.undone_writes = head.manifest.txid - version.manifest.txid
-    else:
-        replacement.undone_writes = len(newer)
+    else:  # a single-object version: its txid is unknown, and later ones include the adoption
+        replacement.undone_versions = len(newer)
     replacement.undone_since = written(version)
     return replacement
 

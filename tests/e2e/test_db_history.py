@@ -293,3 +293,52 @@ def test_a_version_whose_blobs_left_the_history_window_says_so(canvas_file, reco
     result = reconcile("db", "pull", "--version", old, "-o", "old.db")
     assert result.code == 1 and "can no longer be rebuilt" in result.err and "DB_HISTORY_SECONDS" in result.err
     assert not (tmp_path / "old.db").exists() and not (tmp_path / "old.db.part").exists()
+
+
+def test_restore_reaches_back_past_adoption_to_the_single_object_the_seed_guide_left(canvas_file, reconcile,
+                                                                                      bucket, serve, tmp_path):
+    seed = tmp_path / "seed.db"
+    connection = sqlite3.connect(seed)
+    connection.execute("CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL, "
+                       "done INTEGER NOT NULL DEFAULT 0)")
+    connection.execute("INSERT INTO tasks (title) VALUES ('seeded by hand')")
+    connection.commit()
+    connection.close()
+    legacy = bucket.put_object(Bucket=BUCKET, Key=DB_KEY, Body=seed.read_bytes())["VersionId"]
+    runtime = serve()  # adopts the single object on its cold start
+    add(runtime, "after adoption")
+    listed = json.loads(reconcile("db", "versions", "--json").out)["versions"]
+    assert listed[-1]["version_id"] == legacy and listed[-1]["layout"] == "single-object"
+    restored = reconcile("db", "restore", "--version", legacy, "--auto-approve")
+    assert restored.code == 0, restored.err
+    assert "undoes:  2 later versions," in restored.out  # the adoption and the write
+    assert titles_served(runtime) == ["seeded by hand"]
+
+
+def test_every_db_command_without_a_bucket_is_one_message(canvas_file, reconcile, aws, tmp_path):
+    (tmp_path / "mine.db").write_bytes(b"")
+    for args in (("db", "info"), ("db", "versions"), ("db", "pull"), ("db", "pull", "--at", "1h"),
+                 ("db", "restore", "--at", "1h", "--auto-approve")):
+        result = reconcile(*args)
+        assert result.code == 1, (args, result.out)
+        assert "NoSuchBucket" in result.err or "does not exist" in result.err, (args, result.err)
+        assert "Traceback" not in result.err
+    assert not (tmp_path / "taskManagement.db").exists()
+
+
+def test_push_into_an_empty_bucket_creates_the_database_a_cold_start_serves(canvas_file, reconcile, bucket, serve,
+                                                                             tmp_path):
+    local = tmp_path / "first.db"
+    connection = sqlite3.connect(local)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL, "
+                       "done INTEGER NOT NULL DEFAULT 0)")
+    connection.execute("INSERT INTO tasks (title) VALUES ('only in the -wal')")
+    connection.commit()  # left open: the row is in first.db-wal, not yet in first.db
+    try:
+        pushed = reconcile("db", "push", str(local), "--auto-approve")
+        assert pushed.code == 0, pushed.err
+        assert "size:    — now →" in pushed.out and "tasks (1 row)" in pushed.out
+    finally:
+        connection.close()
+    assert titles_served(serve()) == ["only in the -wal"]
