@@ -27,7 +27,6 @@ from tests.ecr_images import register_image
 GROUP = f"/aws/lambda/{FUNCTION}"
 STREAM_A = "2026/12/04/[$LATEST]0123456789abcdef0123456789abcdef"
 STREAM_B = "2026/12/04/[$LATEST]fedcba9876543210fedcba9876543210"
-NOW = datetime.now(timezone.utc)
 
 # (minutes ago, stream, message): Lambda's lines, the runtime's in both of its shapes, the app's output.
 EVENTS = [
@@ -42,8 +41,14 @@ EVENTS = [
 RUNTIME_LINES = ["runtime.replica: restored", "runtime.core: changes made", "canvas-runtime 503"]
 
 
+class Clock:
+    """The moment the events are put relative to: taken when a test starts, not at import (under
+    xdist a module is imported minutes before its last test runs)."""
+    now = datetime.now(timezone.utc)
+
+
 def millis(minutes_ago: float) -> int:
-    return int((NOW - timedelta(minutes=minutes_ago)).timestamp() * 1000)
+    return int((Clock.now - timedelta(minutes=minutes_ago)).timestamp() * 1000)
 
 
 def logs_client():
@@ -63,6 +68,7 @@ def put_events(client, events) -> None:
 
 @pytest.fixture
 def log_group(moto_endpoint, canvas_file):
+    Clock.now = datetime.now(timezone.utc)
     client = logs_client()
     client.create_log_group(logGroupName=GROUP)
     put_events(client, EVENTS)
@@ -89,7 +95,7 @@ def test_logs_since_excludes_older_events_relative_and_iso(log_group, reconcile)
     assert default.code == 0 and "an old line" not in default.out and "END RequestId" in default.out
     wide = reconcile("logs", "--since", "1h")
     assert wide.code == 0 and "an old line" in wide.out
-    cut = (NOW - timedelta(minutes=2.5)).strftime("%Y-%m-%dT%H:%M:%S")  # ISO, no zone: UTC
+    cut = (Clock.now - timedelta(minutes=2.5)).strftime("%Y-%m-%dT%H:%M:%S")  # ISO, no zone: UTC
     run = reconcile("logs", "--since", cut)
     assert run.code == 0, run.err
     assert messages(run.out) == [message for ago, _, message in EVENTS if ago < 2.5]
