@@ -1,5 +1,5 @@
-"""The `reconcile` command line: validate, plan, show, apply, outputs, destroy, drift, history, db pull, demo,
-local. Thin: each command loads the spec, builds a plan and hands it to render or apply; known
+"""The `reconcile` command line: validate, plan, show, apply, outputs, destroy, drift, history, logs,
+status, db pull, demo, local. Thin: each command loads the spec, builds a plan and hands it to render or apply; known
 failures print one clear message."""
 from __future__ import annotations
 
@@ -359,6 +359,76 @@ def history(file, region, profile, endpoint_url, limit) -> None:
     ctx.target(clients)  # AWS must answer as AWS before an empty listing can mean "never applied"
     entries = record.history(clients, bucket=bucket, stack=stack, limit=limit)
     click.echo(render_history(entries, stack=stack, location=record.location(bucket, stack)))
+
+
+@main.command()
+@common_options
+@click.option("--since", default="10m", show_default=True, metavar="DURATION",
+              help="Start this far back (30s, 10m, 2h, 1d, 1w) or at an ISO 8601 time (UTC if no zone).")
+@click.option("--follow", is_flag=True, help="Keep polling for new events until Ctrl-C.")
+@click.option("--filter", "pattern", metavar="TEXT",
+              help="A CloudWatch Logs filter pattern, passed to FilterLogEvents as it is "
+                   "(a term, \"an exact phrase\", ...; CloudWatch's syntax, not a regular expression).")
+@click.option("--runtime", "runtime_only", is_flag=True,
+              help="Only the runtime's own lines (restore, sync, conflict, 503 ...), not Lambda's "
+                   "START/END/REPORT lines nor the app's output; combines with --filter.")
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=2.0, hidden=True,
+              envvar="RECONCILE_LOGS_POLL_SECONDS", help="Seconds between --follow's polls (tests).")
+@known_errors
+def logs(file, region, profile, endpoint_url, since, follow, pattern, runtime_only, poll_interval) -> None:
+    """Show the function's CloudWatch logs, oldest first: time, stream, message (like `aws logs tail`)."""
+    import time
+    from datetime import datetime, timezone
+
+    from reconciler import logs as function_logs
+    from reconciler.timespec import parse_since
+
+    start = function_logs.to_millis(parse_since(since, datetime.now(timezone.utc)))
+    ctx = Context(file, region, profile, endpoint_url)
+    client, name = ctx.clients().client("logs"), ctx.spec.function["name"]
+
+    def show(events: list) -> None:
+        for event in function_logs.keep(events, runtime_only=runtime_only):
+            click.echo(function_logs.render(event))
+
+    follower = function_logs.Follower(
+        lambda since_ms: function_logs.read_events(client, function=name, start=since_ms, pattern=pattern),
+        start=start)
+    if not follow:
+        show(follower.poll())
+        return
+    try:
+        function_logs.follow(follower, show=show, sleep=time.sleep, interval=poll_interval)
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how --follow ends: nothing failed
+
+
+@main.command()
+@common_options
+@click.option("--since", default="1h", show_default=True, metavar="DURATION",
+              help="The metrics' window: this far back (30s, 10m, 2h, 1d, 1w) or from an ISO 8601 time.")
+@click.option("--max-error-rate", type=click.FloatRange(min=0, max=100), default=5.0, show_default=True,
+              metavar="PERCENT", help="Exit 1 when Errors / Invocations in the window is over this.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--probe-url", hidden=True, envvar="RECONCILE_STATUS_PROBE_URL",
+              help="GET this instead of the Function URL (tests: an emulator's URL is not reachable).")
+@known_errors
+def status(file, region, profile, endpoint_url, since, max_error_rate, as_json, probe_url) -> None:
+    """Show the function's state, image, URL and metrics (exit 1 when failed, erroring or not answering)."""
+    from datetime import datetime, timezone
+
+    from reconciler.status import build_report, render_text
+    from reconciler.timespec import parse_since
+
+    end = datetime.now(timezone.utc)
+    start = parse_since(since, end)
+    if start >= end:
+        raise ReconcileError(f"--since {since}: the window must start before now")
+    ctx = Context(file, region, profile, endpoint_url)
+    report = build_report(ctx.clients(), ctx.spec, start=start, end=end, max_error_rate=max_error_rate / 100,
+                          probe_url=probe_url)
+    click.echo(json.dumps(report, indent=2) if as_json else render_text(report))
+    sys.exit(EXIT_OK if report["healthy"] else EXIT_ERROR)
 
 
 @main.command()
