@@ -1,6 +1,6 @@
 """The `reconcile` command line: validate, plan, show, apply, outputs, destroy, drift, history, logs,
-status, db pull, demo, local. Thin: each command loads the spec, builds a plan and hands it to render or apply; known
-failures print one clear message."""
+status, db (info, versions, pull, restore, push), demo, local. Thin: each command loads the spec,
+hands the work to its module and renders the answer; known failures print one clear message."""
 from __future__ import annotations
 
 import functools
