@@ -686,8 +686,7 @@ def _show_replacement(title: str, replacement, *, current_version: str | None, c
     tables = ", ".join(f"{name} ({plural(rows, 'row')})" for name, rows in replacement.tables) or "no tables"
     click.echo(f"  tables:  {tables}")
     if current_version:
-        click.echo(f"  The current state stays in the key's history: `reconcile db restore --version "
-                   f"{current_version}` puts it back.")
+        click.echo("  The current state stays in the key's history (the new state is a new version).")
 
 
 def _replace(s3, bucket: str, key: str, replacement, command: str, auto_approve: bool) -> None:
@@ -695,6 +694,15 @@ def _replace(s3, bucket: str, key: str, replacement, command: str, auto_approve:
 
     if not auto_approve:
         _confirm(command, expected=bucket)
+    from reconciler import db_history
+
     committed = database.commit(s3, replacement, bucket=bucket, key=key, writer=database.writer_label(command))
     click.echo(f"Done: the database is now at txid {committed.manifest.txid} ({replacement.size:,} bytes); a running "
                f"environment serves it from its next request.")
+    # The version this commit replaced is the one right after it in the listing, found by its ETag
+    # (read afterwards: a write in between cannot make this name the wrong one).
+    after = db_history.list_versions(s3, bucket=bucket, key=key)
+    ours = next((i for i, version in enumerate(after) if committed.etag and version.etag == committed.etag), None)
+    if ours is not None and ours + 1 < len(after) and not after[ours + 1].deleted:
+        click.echo(f"The state it replaced is version {after[ours + 1].version_id}: "
+                   f"`reconcile db restore --version {after[ours + 1].version_id}` puts it back.")

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 from reconciler.db_history import Version, iso, written
@@ -56,6 +58,8 @@ def pull(s3_client: Any, *, bucket: str, key: str, output: str, overwrite: bool 
         txid, deltas = _rebuild(store, partial, version=version, progress=progress)
         _make_ordinary(partial, label=label)
         os.replace(partial, output)
+    except OSError as error:  # a full disk, a directory that is not there, no permission
+        raise ReconcileError(f"writing {output}: {error.strerror or error}; nothing was written") from None
     finally:
         _remove(partial)
         store.close()
@@ -129,8 +133,10 @@ def _make_ordinary(path: str, *, label: str) -> None:
     _check(path, label=label, ordinary=True)
 
 
-def _check(path: str, *, label: str, ordinary: bool = False) -> list[tuple[str, int]]:
-    """PRAGMA integrity_check (ReconcileError naming ``label`` if it fails); the tables and their rows."""
+def _check(path: str, *, label: str, ordinary: bool = False,
+           outcome: str = "nothing was written") -> list[tuple[str, int]]:
+    """PRAGMA integrity_check (ReconcileError naming ``label`` and ``outcome`` if it fails); the
+    tables and their rows."""
     try:
         connection = sqlite3.connect(path, isolation_level=None)
         try:
@@ -144,10 +150,9 @@ def _check(path: str, *, label: str, ordinary: bool = False) -> list[tuple[str, 
         finally:
             connection.close()
     except sqlite3.DatabaseError as error:
-        raise ReconcileError(f"{label} is not a usable SQLite database: {error}; nothing was written") from None
+        raise ReconcileError(f"{label} is not a usable SQLite database: {error}; {outcome}") from None
     if problems:
-        raise ReconcileError(f"{label} failed PRAGMA integrity_check ({'; '.join(problems[:5])}); "
-                             f"nothing was written")
+        raise ReconcileError(f"{label} failed PRAGMA integrity_check ({'; '.join(problems[:5])}); {outcome}")
     return tables
 
 
@@ -164,6 +169,9 @@ class Replacement:
     current_size: int | None  # None: there is no database now
     current_txid: int | None
     current_written: datetime | None
+    # With no manifest at the key (deleted, or a single object there), the newest manifest version:
+    # the commit continues its lineage, so the history before it stays listed and kept.
+    lineage: Any = None
     undone_writes: int | None = None  # restore: writes after the chosen version (when both have txids)
     undone_versions: int | None = None  # restore, else: later versions of the key
     undone_since: datetime | None = None
@@ -177,16 +185,21 @@ def prepare_restore(s3_client: Any, *, bucket: str, key: str, version: Version, 
         head = _read_head(store)
         path = os.path.join(workdir, "restore.db")
         _rebuild(store, path, version=version)
+    except OSError as error:
+        raise ReconcileError(f"rebuilding version {version.version_id} in {workdir}: {error.strerror or error}; "
+                             f"nothing was changed") from None
     finally:
         store.close()
-    tables = _check(path, label=f"version {version.version_id}")
+    tables = _check(path, label=f"version {version.version_id}", outcome="nothing was changed")
     replacement = _replacement(path, head, tables, versions)
+    replacement.lineage = _lineage(s3_client, head, versions, bucket=bucket, key=key)
     # The listing is newest first (S3's order, exact even within one second): what precedes it is later.
     position = next((i for i, other in enumerate(versions) if other.version_id == version.version_id), 0)
     newer = [other for other in versions[:position] if not other.deleted]
-    if head.manifest is not None and version.manifest is not None:
-        replacement.undone_writes = head.manifest.txid - version.manifest.txid
-    else:  # a single-object version: its txid is unknown, and later ones include the adoption
+    writes = head.manifest.txid - version.manifest.txid if head.manifest and version.manifest else 0
+    if writes > 0:
+        replacement.undone_writes = writes
+    else:  # a single-object version (no txid; later ones include the adoption), or a new lineage
         replacement.undone_versions = len(newer)
     replacement.undone_since = written(version)
     return replacement
@@ -194,10 +207,11 @@ def prepare_restore(s3_client: Any, *, bucket: str, key: str, version: Version, 
 
 def prepare_push(s3_client: Any, *, bucket: str, key: str, source: str, workdir: str) -> Replacement:
     """Check ``source`` is a sound SQLite database and copy it (with any -wal beside it) into ``workdir``."""
-    if not os.path.isfile(source):
-        raise ReconcileError(f"{source}: no such file")
-    with open(source, "rb") as handle:
-        magic = handle.read(16)
+    try:
+        with open(source, "rb") as handle:
+            magic = handle.read(16)
+    except OSError as error:
+        raise ReconcileError(f"{source}: {error.strerror or error}; nothing was changed") from None
     from runtime import layout
 
     if not layout.is_sqlite(magic):
@@ -206,7 +220,8 @@ def prepare_push(s3_client: Any, *, bucket: str, key: str, source: str, workdir:
     path = os.path.join(workdir, "push.db")
     try:
         # The backup API reads a consistent snapshot, including commits still in a -wal beside it.
-        original = sqlite3.connect(f"file:{os.path.abspath(source)}?mode=ro", uri=True)
+        # as_uri() escapes the path: a raw "#" or "?" in it would open (and create) another file.
+        original = sqlite3.connect(Path(source).absolute().as_uri() + "?mode=ro", uri=True)
         copy = sqlite3.connect(path)
         try:
             original.backup(copy)
@@ -215,13 +230,35 @@ def prepare_push(s3_client: Any, *, bucket: str, key: str, source: str, workdir:
             original.close()
     except sqlite3.DatabaseError as error:
         raise ReconcileError(f"{source} is not a usable SQLite database: {error}; nothing was changed") from None
-    tables = _check(path, label=source)
+    except OSError as error:
+        raise ReconcileError(f"copying {source}: {error.strerror or error}; nothing was changed") from None
+    tables = _check(path, label=source, outcome="nothing was changed")
     store = _store(s3_client, bucket, key)
     try:
         head = _read_head(store)
     finally:
         store.close()
-    return _replacement(path, head, tables, None)
+    replacement = _replacement(path, head, tables, None)
+    if head.manifest is None:
+        from reconciler import db_history
+
+        versions = db_history.list_versions(s3_client, bucket=bucket, key=key)
+        replacement.lineage = _lineage(s3_client, head, versions, bucket=bucket, key=key)
+    return replacement
+
+
+def _lineage(s3_client: Any, head: Any, versions: list[Version], *, bucket: str, key: str) -> Any:
+    """The newest manifest among the key's versions when the key holds none now, else None."""
+    if head.manifest is not None:
+        return None
+    from reconciler import db_history
+
+    candidates = [version for version in versions if not version.deleted and version.object_size < 4 * 1024 * 1024]
+    for start in range(0, min(len(candidates), 64), 16):  # newest first; a few reads at most, in practice one
+        for version in db_history.read_versions(s3_client, candidates[start:start + 16], bucket=bucket, key=key):
+            if version.manifest is not None:
+                return version.manifest
+    return None
 
 
 def _read_head(store: Any) -> Any:
@@ -264,8 +301,13 @@ def commit(s3_client: Any, replacement: Replacement, *, bucket: str, key: str, w
     head = replacement.head
     store = _store(s3_client, bucket, key)
     try:
-        txid = (head.manifest.txid if head.manifest is not None else 0) + 1
-        return remote.commit_base(store, head, replacement.path, txid=txid, writer=writer)
+        base = head.manifest or replacement.lineage
+        txid = (base.txid if base is not None else 0) + 1
+        # The old base retires now by this machine's clock, which garbage collection compares with
+        # the runtime's: never earlier than what the manifest already records.
+        now = max([time.time()] + ([base.written_at] + [old.at for old in base.retired] if base else []))
+        return remote.commit_base(store, remote.Head(etag=head.etag, manifest=base), replacement.path, txid=txid,
+                                  writer=writer, now=now)
     except Conflict:
         now = _read_head(store)
         moved = (f"txid {now.manifest.txid}, written {iso(_written_at(now.manifest))} by {now.manifest.writer}"

@@ -31,6 +31,7 @@ class Version:
     object_size: int
     latest: bool
     deleted: bool = False  # a delete marker: no database from then on
+    etag: str = ""
     manifest: Any = None  # runtime.layout.Manifest, for a version of the page-delta layout
     legacy: bool = False  # a whole SQLite file (the single-object layout)
     problem: str | None = None  # the version could not be read as either
@@ -87,7 +88,7 @@ def list_versions(s3: Any, *, bucket: str, key: str) -> list[Version]:
             if entry["Key"] == key:
                 found.append(Version(version_id=entry["VersionId"], modified=entry["LastModified"],
                                      object_size=int(entry.get("Size", 0)), latest=bool(entry["IsLatest"]),
-                                     deleted=marker))
+                                     deleted=marker, etag=entry.get("ETag", "")))
         # Keys come in order and the blobs (`<key>.canvas/…`) sort after the key itself, so the
         # listing can stop at the first page that reaches past it.
         past = any(entry["Key"] != key for entry, _ in entries)
@@ -158,9 +159,16 @@ def at_time(s3: Any, versions: list[Version], moment: datetime, *, bucket: str, 
 
 
 def written(version: Version) -> datetime:
-    """When a version was written: its manifest's own time when read, else S3's LastModified."""
+    """When a version was written: its manifest's own time when read, else S3's LastModified.
+
+    The manifest's time is the writer's clock just before its PUT, so it is trusted only to order
+    versions within S3's whole second: one far from LastModified (a skewed clock, a PUT retried
+    for long) gives way to LastModified.
+    """
     if version.manifest is not None and version.manifest.written_at:
-        return datetime.fromtimestamp(version.manifest.written_at, timezone.utc)
+        own = datetime.fromtimestamp(version.manifest.written_at, timezone.utc)
+        if version.modified - _SLACK <= own < version.modified + timedelta(seconds=1):
+            return own
     return version.modified
 
 

@@ -174,8 +174,10 @@ def commit_delta(store: ObjectStore, head: Head, delta: Delta, *, writer: str) -
     return _commit(store, head, manifest, commit_id)
 
 
-def commit_base(store: ObjectStore, head: Head, path: str, *, txid: int, writer: str) -> Committed:
-    """Upload the file at ``path`` as a new base at ``txid`` and commit the manifest that names it."""
+def commit_base(store: ObjectStore, head: Head, path: str, *, txid: int, writer: str,
+                now: float | None = None) -> Committed:
+    """Upload the file at ``path`` as a new base at ``txid`` and commit the manifest that names it
+    (``now``: the time the old base retires, when the caller's clock is not to be trusted alone)."""
     commit_id = layout.new_id()
     blob = Blob(key=layout.base_key(store.key, txid, commit_id), txid=txid, size=os.path.getsize(path),
                 sha256=layout.file_sha256(path))
@@ -187,7 +189,7 @@ def commit_base(store: ObjectStore, head: Head, path: str, *, txid: int, writer:
                                          writer=writer)
     else:
         manifest = head.manifest.with_base(blob, page_size=page_size, page_count=page_count, commit_id=commit_id,
-                                           writer=writer)
+                                           writer=writer, now=now)
     return _commit(store, head, manifest, commit_id)
 
 
@@ -257,7 +259,7 @@ def due_for_compaction(manifest: Manifest, *, max_entries: int) -> bool:
 COMPACTION_PART_BYTES = 8 * 1024 * 1024
 
 
-def compact(store: ObjectStore, head: Head, shadow: str, *, writer: str, grace: float, history: float = 0.0,
+def compact(store: ObjectStore, head: Head, shadow: str, *, writer: str, grace: float, history: float,
             touched: set[int] | None = None, clock: Callable[[], float] = time.time) -> Committed | None:
     """Fold the log into a new base made from ``shadow`` (the state at head's txid), and delete what
     no manifest version of the last ``history`` seconds names and has been unreferenced for longer
@@ -320,8 +322,12 @@ def collect_garbage(store: ObjectStore, manifest: Manifest, expired: set[str], *
 
     A folded delta is not listed anywhere (Manifest.with_base): it was folded when the first base
     at or after its txid was committed, which is when the base before that one retired. So a
-    delta is kept while that retired base is younger than ``keep``; one whose base is no longer
-    listed was folded before an expired base retired, or never committed at all.
+    delta is kept while that retired base is younger than ``keep``.
+
+    A base the manifest does not list, or a delta whose folding base it does not list, is one of:
+    expired earlier, a commit that lost, or history from before this manifest's lineage began
+    (the key deleted, then a fresh database). Which cannot be told here, so such a blob is kept
+    for ``keep`` after it was written: storage for a while, never a version of the window lost.
     """
     keep = grace if keep is None else keep
     try:
@@ -335,11 +341,13 @@ def collect_garbage(store: ObjectStore, manifest: Manifest, expired: set[str], *
             txid = layout.blob_txid(key)
             if key in referenced or key in expired or txid is None or modified >= now - grace:
                 continue
-            if layout.is_base(key):
-                doomed.add(key)  # a base no manifest lists: expired earlier, or its commit lost
-                continue
-            folded = next((index for index, (base_txid, _) in enumerate(bases) if base_txid >= txid), None)
-            if folded is None or folded == 0 or bases[folded - 1][1] < now - keep:
+            if not layout.is_base(key):
+                folded = next((index for index, (base_txid, _) in enumerate(bases) if base_txid >= txid), None)
+                if folded:  # folded by a listed base, when the one before it (listed too) retired
+                    if bases[folded - 1][1] < now - keep:
+                        doomed.add(key)
+                    continue
+            if modified < now - keep:
                 doomed.add(key)
         if doomed:
             store.delete_blobs(sorted(doomed))

@@ -100,7 +100,8 @@ def test_versions_pull_at_and_restore_while_a_runtime_serves(canvas_file, reconc
     restored = reconcile("db", "restore", "--at", after_a, "--auto-approve")
     assert restored.code == 0, restored.err
     assert "undoes:  1 write," in restored.out and "tasks (1 row)" in restored.out
-    assert f"restore --version {before[0]}` puts it back" in restored.out
+    assert f"replaced is version {before[0]}: `reconcile db restore --version {before[0]}` puts it back" \
+        in restored.out
     assert version_ids(bucket)[1:] == before  # a new version; history is kept whole
 
     assert titles_served(runtime) == ["A"]  # the running environment serves it from its next request
@@ -164,7 +165,7 @@ def test_push_replaces_the_database_and_a_running_environment_serves_it(canvas_f
     before = version_ids(bucket)
     pushed = reconcile("db", "push", str(local), "--auto-approve")
     assert pushed.code == 0, pushed.err
-    assert "tasks (2 rows)" in pushed.out and f"--version {before[0]}" in pushed.out
+    assert "tasks (2 rows)" in pushed.out and f"replaced is version {before[0]}:" in pushed.out
     assert titles_served(runtime) == ["mine1", "mine2"]
     add(runtime, "after")
     assert reconcile("db", "pull", "-o", "now.db").code == 0
@@ -201,8 +202,9 @@ def test_bad_input_exits_1_with_a_message_and_changes_nothing(canvas_file, recon
         (("db", "restore", "--at", "2h", "--version", before[0]), "not both"),
         (("db", "restore", "--at", "soonish"), "is not a time"),
         (("db", "push", str(not_sqlite), "--auto-approve"), "is not a SQLite database"),
-        (("db", "push", str(corrupt), "--auto-approve"), "corrupt.db"),
-        (("db", "push", str(tmp_path / "missing.db"), "--auto-approve"), "no such file"),
+        (("db", "push", str(corrupt), "--auto-approve"),
+         "corrupt.db is not a usable SQLite database: database disk image is malformed; nothing was changed"),
+        (("db", "push", str(tmp_path / "missing.db"), "--auto-approve"), "No such file or directory"),
         (("db", "pull", "--at", "2001-01-01", "-o", "x.db"), "before the database's first version"),
     ]
     for args, message in cases:
@@ -342,3 +344,97 @@ def test_push_into_an_empty_bucket_creates_the_database_a_cold_start_serves(canv
     finally:
         connection.close()
     assert titles_served(serve()) == ["only in the -wal"]
+
+
+@pytest.fixture
+def replica(bucket, tmp_path):
+    """The runtime's replica in this process (compacting every 2 commits, no grace, an hour of
+    history), so a test can drive many commits and compactions quickly."""
+    from runtime.config import Config
+    from runtime.replica import Replica
+    from runtime.store import ObjectStore
+
+    made = []
+
+    def make(name: str):
+        config = Config(bucket=BUCKET, key=DB_KEY, db_path=str(tmp_path / name / "db.sqlite"), app_command=("x",),
+                        port=0, ready_path="/", sync_interval=30, compact_entries=2, gc_grace=0, history=3600)
+        store = ObjectStore(bucket=BUCKET, key=DB_KEY, multipart_threshold=8 * MB, multipart_chunksize=8 * MB)
+        made.append((Replica(config, store), store))
+        return made[-1][0]
+
+    yield make
+    for each, store in made:
+        each.close()
+        store.close()
+
+
+def commit_rows(environment, titles):
+    from runtime.replica import Outcome
+
+    app = sqlite3.connect(environment.config.db_path, isolation_level=None)
+    app.execute("CREATE TABLE IF NOT EXISTS tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL, "
+                "done INTEGER NOT NULL DEFAULT 0)")
+    for title in titles:
+        app.execute("INSERT INTO tasks (title) VALUES (?)", (title,))
+        environment.note_changes()
+        assert environment.sync() is Outcome.SYNCED
+        environment.pin()
+    app.close()
+
+
+def test_a_restore_after_the_key_was_deleted_keeps_the_history_before_it(canvas_file, reconcile, bucket, replica,
+                                                                          tmp_path):
+    """`aws s3 rm` of the key, then `db restore --at` before it: the restore continues the deleted
+    manifest's lineage, so the compactions after it delete none of the blobs the versions before
+    the deletion name."""
+    first = replica("first")
+    first.restore()
+    commit_rows(first, [f"w{n}" for n in range(5)])  # two compactions
+    before = version_ids(bucket)
+    bucket.delete_object(Bucket=BUCKET, Key=DB_KEY)
+    restored = reconcile("db", "restore", "--version", before[0], "--auto-approve")
+    assert restored.code == 0, restored.err
+    deleted = json.loads(bucket.get_object(Bucket=BUCKET, Key=DB_KEY, VersionId=before[0])["Body"].read())
+    now = json.loads(bucket.get_object(Bucket=BUCKET, Key=DB_KEY)["Body"].read())
+    assert now["txid"] == deleted["txid"] + 1  # the lineage goes on: its retired bases stay listed
+    carried = {old["key"] for old in deleted["retired"]} | {deleted["base"]["key"]}
+    assert carried <= {old["key"] for old in now["retired"]}
+    second = replica("second")
+    second.restore()
+    commit_rows(second, ["after1", "after2", "after3"])  # more compactions, garbage collection with no grace
+    assert len(before) == 7  # five writes and two compactions (the same state, a new base)
+    for n, version in enumerate(before):
+        txid = json.loads(bucket.get_object(Bucket=BUCKET, Key=DB_KEY, VersionId=version)["Body"].read())["txid"]
+        pulled = reconcile("db", "pull", "--version", version, "-o", f"v{n}.db")
+        assert pulled.code == 0, (n, pulled.err)
+        assert titles_in(tmp_path / f"v{n}.db") == [f"w{i}" for i in range(txid)]
+    assert state(reconcile, tmp_path) == [f"w{n}" for n in range(5)] + ["after1", "after2", "after3"]
+
+
+def test_push_reads_the_file_it_names_even_with_a_hash_or_question_mark(canvas_file, reconcile, bucket, tmp_path):
+    odd = tmp_path / "db#2?.sqlite"
+    connection = sqlite3.connect(odd)
+    connection.execute("CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL, "
+                       "done INTEGER NOT NULL DEFAULT 0)")
+    connection.execute("INSERT INTO tasks (title) VALUES ('from the odd name')")
+    connection.commit()
+    connection.close()
+    pushed = reconcile("db", "push", str(odd), "--auto-approve")
+    assert pushed.code == 0, pushed.err
+    assert "tasks (1 row)" in pushed.out
+    assert state(reconcile, tmp_path) == ["from the odd name"]
+    assert sorted(path.name for path in tmp_path.glob("db*")) == ["db#2?.sqlite"]  # no stray file opened
+
+
+def test_restoring_a_version_whose_blobs_are_gone_changes_nothing(canvas_file, reconcile, bucket, serve, tmp_path):
+    runtime = serve()
+    add(runtime, "A")
+    old = version_ids(bucket)[0]
+    add(runtime, "B")
+    manifest = json.loads(bucket.get_object(Bucket=BUCKET, Key=DB_KEY, VersionId=old)["Body"].read())
+    bucket.delete_object(Bucket=BUCKET, Key=manifest["log"][-1]["key"] if manifest["log"] else manifest["base"]["key"])
+    before = version_ids(bucket)
+    result = reconcile("db", "restore", "--version", old, "--auto-approve")
+    assert result.code == 1 and "can no longer be rebuilt" in result.err and "Traceback" not in result.err
+    assert version_ids(bucket) == before

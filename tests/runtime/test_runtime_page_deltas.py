@@ -333,7 +333,9 @@ def test_history_keeps_every_version_of_its_window_rebuildable_past_the_grace(s3
         remote.materialize(replica.store, layout.decode_manifest(raw, where=f"v{n}"), str(rebuilt))
         assert [t for (t,) in sqlite3.connect(rebuilt).execute("SELECT text FROM notes ORDER BY id")] == [
             "zero"] + [f"w{i}" for i in range(n + 1)]
-    assert s3.manifest().retired and len(s3.manifest().encode()) < 2048  # the window does not grow it much
+    # One retired entry per compaction (three), each a base: the window grows the manifest by
+    # compactions, not by writes.
+    assert len(s3.manifest().retired) == 3 and all(layout.is_base(old.key) for old in s3.manifest().retired)
     # Once the window has passed (shortened to a second here), the next compaction deletes every
     # blob only older versions named, and the deltas it folds itself wait out the window.
     object.__setattr__(replica.config, "history", 1.0)
@@ -373,7 +375,7 @@ def test_compaction_that_loses_to_a_writer_changes_nothing(s3, make, tmp_path):
     assert write(replica, app(replica), "INSERT INTO notes (text) VALUES ('a')") is Outcome.SYNCED
     head = replica.head
     s3.edit("INSERT INTO notes (text) VALUES ('theirs')")  # another writer moves on first
-    assert remote.compact(replica.store, head, replica.config.shadow_path, writer="t", grace=0) is None
+    assert remote.compact(replica.store, head, replica.config.shadow_path, writer="t", grace=0, history=0) is None
     assert rows(s3) == ["zero", "a", "theirs"]
 
 
@@ -481,3 +483,35 @@ def test_a_write_answered_503_is_shipped_by_the_next_request_of_any_kind(s3, sta
         proxy.clear()
         assert runtime.request("GET", "/api/tasks").status == 200  # a read, well within SYNC_INTERVAL
     assert s3.query("SELECT title FROM tasks ORDER BY id") == [("first",), ("pending",)]
+
+
+def test_blobs_of_a_lineage_the_manifest_no_longer_lists_are_kept_for_the_history_window(s3, make, tmp_path):
+    """The key deleted and a fresh database started: the new manifest lists none of the old
+    blobs, so garbage collection cannot tell them from orphans and keeps them DB_HISTORY_SECONDS
+    after they were written (the old versions stay rebuildable), deleting them only after that."""
+    s3.put_database(notes_db(tmp_path / "seed.db", ["zero"]))
+    old = make("old", compact_entries=2, gc_grace=0, history=3600)
+    old.restore()
+    connection = app(old)
+    for n in range(3):
+        assert write(old, connection, "INSERT INTO notes (text) VALUES (?)", (f"w{n}",)) is Outcome.SYNCED
+    old_version = s3.raw()
+    s3.client.delete_object(Bucket=s3.bucket, Key=s3.key)
+    fresh = make("fresh", compact_entries=2, gc_grace=0, history=3600)
+    fresh.restore()  # no database: starts empty, and its first write is a new lineage's base
+    fresh_app = app(fresh)
+    fresh_app.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+    assert write(fresh, fresh_app, "INSERT INTO notes (text) VALUES ('new')") is Outcome.SYNCED
+    manifest = s3.manifest()
+    old_blobs = layout.decode_manifest(old_version, where="old").referenced()
+    assert not old_blobs & manifest.referenced()
+    remote.collect_garbage(fresh.store, manifest, set(), grace=0, keep=3600, now=time.time())
+    listed = {key for key, _ in fresh.store.list_blobs(layout.blob_prefix(s3.key))}
+    assert old_blobs <= listed
+    rebuilt = tmp_path / "old.db"
+    remote.materialize(fresh.store, layout.decode_manifest(old_version, where="old"), str(rebuilt))
+    assert [t for (t,) in sqlite3.connect(rebuilt).execute("SELECT text FROM notes ORDER BY id")] == [
+        "zero", "w0", "w1", "w2"]
+    remote.collect_garbage(fresh.store, manifest, set(), grace=0, keep=3600, now=time.time() + 3601)
+    listed = {key for key, _ in fresh.store.list_blobs(layout.blob_prefix(s3.key))}
+    assert not old_blobs & listed and manifest.referenced() <= listed
