@@ -95,23 +95,31 @@ def render(event: Event) -> str:
     return f"{moment.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z {short_stream(event.stream)} {event.message.rstrip()}"
 
 
-class Follower:
-    """--follow: poll from the last seen timestamp and show each event once. CloudWatch's startTime
-    is inclusive and events sharing a millisecond can arrive in different polls, so the ids seen at
-    the newest timestamp are kept to drop the repeats (older ids can no longer come back)."""
+# CloudWatch can ingest an event after a newer one from another stream (two environments, each
+# writing its own): every poll looks back this far from the newest event seen.
+LATE_MS = 30_000
 
-    def __init__(self, read: Callable[[int], list[Event]], *, start: int):
-        self.read, self.since = read, start
-        self.seen: set[str] = set()
+
+class Follower:
+    """--follow: poll from a little before the newest event seen and show each event once.
+
+    CloudWatch's startTime is inclusive, events share milliseconds, and one stream's event can
+    arrive after a newer one from another, so each poll reads from LATE_MS before the newest
+    timestamp seen and drops the ids already shown (only ids that window can return are kept).
+    """
+
+    def __init__(self, read: Callable[[int], list[Event]], *, start: int, late_ms: int = LATE_MS):
+        self.read, self.start, self.since, self.late_ms = read, start, start, late_ms
+        self.newest = start
+        self.seen: dict[str, int] = {}
 
     def poll(self) -> list[Event]:
         fresh = [event for event in self.read(self.since) if event.event_id not in self.seen]
-        if fresh:
-            newest = max(event.timestamp for event in fresh)
-            if newest > self.since:
-                self.seen = set()
-            self.since = newest
-            self.seen |= {event.event_id for event in fresh if event.timestamp == newest}
+        for event in fresh:
+            self.seen[event.event_id] = event.timestamp
+            self.newest = max(self.newest, event.timestamp)
+        self.since = max(self.start, self.newest - self.late_ms)
+        self.seen = {event_id: moment for event_id, moment in self.seen.items() if moment >= self.since}
         return fresh
 
 

@@ -85,7 +85,26 @@ def test_follow_shows_each_event_once_even_when_it_shares_a_millisecond():
     store.append(Event(300, "s", "d", "4"))
     assert [e.message for e in follower.poll()] == ["c", "d"]
     assert follower.poll() == []
-    assert asked == [50, 200, 200, 300]
+    assert asked == [50, 50, 50, 50]  # all within LATE_MS of the newest: the window starts at --since
+
+
+def test_follow_shows_an_event_ingested_late_with_an_older_timestamp_once():
+    store: list[Event] = [Event(100_000, "a", "first", "1"), Event(160_000, "a", "newest", "2")]
+    asked: list[int] = []
+
+    def read(since: int) -> list[Event]:
+        asked.append(since)
+        return [event for event in store if event.timestamp >= since]
+
+    follower = Follower(read, start=0, late_ms=30_000)
+    assert [e.message for e in follower.poll()] == ["first", "newest"]
+    store.append(Event(150_000, "b", "late from another stream", "3"))  # older than "newest"
+    assert [e.message for e in follower.poll()] == ["late from another stream"]
+    assert follower.poll() == []
+    store.append(Event(100_500, "b", "later than the window", "4"))  # beyond LATE_MS: as aws logs tail
+    assert follower.poll() == []
+    assert asked == [0, 130_000, 130_000, 130_000]
+    assert set(follower.seen) == {"2", "3"}  # only ids the window can still return
 
 
 @pytest.mark.parametrize("window, period", [
