@@ -46,9 +46,11 @@ def to_millis(moment: datetime) -> int:
 
 
 def read_events(client, *, function: str, start: int, pattern: str | None = None,
-                page_size: int | None = None) -> list[Event]:
-    """Every event at or after `start` (ms) matching the filter pattern, oldest first: all pages."""
+                page_size: int | None = None, end: int | None = None) -> list[Event]:
+    """Every event in [start, end] (ms) matching the filter pattern, oldest first: all pages."""
     request: dict = {"logGroupName": log_group(function), "startTime": start}
+    if end is not None:
+        request["endTime"] = end
     if pattern:
         request["filterPattern"] = pattern
     if page_size:

@@ -7,6 +7,7 @@ rendering them as text; --json prints the same dictionary the text is rendered f
 from __future__ import annotations
 
 import functools
+import re
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +37,7 @@ def build_report(clients, spec, *, start: datetime, end: datetime, max_error_rat
         "url": lambda: function_url(clients, name),
         "image": lambda: image_state(clients, answer, repository=spec.repository["name"], tag=spec.image["tag"]),
         "metrics": lambda: read_metrics(clients.client("cloudwatch"), name, start=start, end=end),
+        "runtime": lambda: read_runtime_failures(clients.client("logs"), name, start=start, end=end),
     }
     reads = fan_out(calls)
     target = probe_url or reads["url"]
@@ -44,7 +46,7 @@ def build_report(clients, spec, *, start: datetime, end: datetime, max_error_rat
     report = {
         "name": name, "region": clients.region, "function": function_state(answer), "image": reads["image"],
         "url": {"url": reads["url"], "expected": spec.url is not None, **probed},
-        "metrics": {"since": _iso(start), "until": _iso(end), **reads["metrics"]},
+        "metrics": {"since": _iso(start), "until": _iso(end), **_with_runtime(reads["metrics"], reads["runtime"])},
     }
     report["problems"] = problems(report, max_error_rate=max_error_rate)
     report["healthy"] = not report["problems"]
@@ -135,6 +137,36 @@ def read_metrics(cloudwatch, name: str, *, start: datetime, end: datetime) -> di
     return figures
 
 
+# The runtime's one line per 5xx it answers itself (runtime/failures.py): Lambda counts those
+# invocations as successes, so its Errors metric never sees them.
+_RUNTIME_FAILURE = re.compile(r"canvas-runtime (5\d\d) request=\S+ cause=([\w-]+)")
+
+
+def read_runtime_failures(logs_client, name: str, *, start: datetime, end: datetime) -> dict | None:
+    """The runtime's own 5xx answers in the window, by cause, from the log group (None: no group yet)."""
+    from reconciler import logs
+
+    try:
+        events = logs.read_events(logs_client, function=name, start=logs.to_millis(start), end=logs.to_millis(end),
+                                  pattern='"canvas-runtime"')
+    except ReconcileError:  # no log group: never invoked, so nothing failed
+        return None
+    causes: dict[str, int] = {}
+    for event in events:
+        found = _RUNTIME_FAILURE.search(event.message)
+        if found:
+            causes[found.group(2)] = causes.get(found.group(2), 0) + 1
+    return dict(sorted(causes.items()))
+
+
+def _with_runtime(figures: dict, causes: dict | None) -> dict:
+    """The metrics plus the runtime's 5xx answers, which count toward the error rate."""
+    failed = sum(causes.values()) if causes else 0
+    invocations = figures["invocations"]
+    rate = (figures["errors"] + failed) / invocations if invocations else None
+    return {**figures, "runtime_5xx": failed, "runtime_5xx_causes": causes or {}, "error_rate": rate}
+
+
 def _sum(datapoints: list[dict]) -> float:
     return sum(point.get("Sum", 0.0) for point in datapoints)
 
@@ -157,7 +189,8 @@ def problems(report: dict, *, max_error_rate: float) -> list[str]:
         found.append(f"its last update failed: {function['last_update_reason'] or 'no reason given'}")
     rate = report["metrics"]["error_rate"]
     if rate is not None and rate > max_error_rate:
-        found.append(f"error rate {rate:.1%} is over --max-error-rate {max_error_rate:.1%}")
+        found.append(f"error rate {rate:.1%} (Lambda errors and the runtime's 5xx answers) is over "
+                     f"--max-error-rate {max_error_rate:.1%}")
     url = report["url"]
     if url["expected"] and not url["answering"]:
         found.append(f"the Function URL does not answer: {_answer(url)}")
@@ -181,7 +214,8 @@ def render_text(report: dict) -> str:
         f"  url:          {url['url'] or '(none)'}" + _probe_line(url),
         f"Metrics {figures['since']} → {figures['until']}",
         f"  invocations:  {figures['invocations']:g}",
-        f"  errors:       {figures['errors']:g}" + _rate(figures['error_rate']),
+        f"  errors:       {figures['errors']:g} from Lambda, {figures['runtime_5xx']} runtime 5xx"
+        + _causes(figures["runtime_5xx_causes"]) + _rate(figures["error_rate"]),
         f"  throttles:    {figures['throttles']:g}",
         f"  duration:     p50 {_ms(figures['duration_p50_ms'])}, p99 {_ms(figures['duration_p99_ms'])}",
     ]
@@ -195,6 +229,10 @@ def _probe_line(url: dict) -> str:
         return ""
     where = f" (probed {url['probed']})" if url["probed"] != url["url"] else ""
     return f"\n  answers:      {'yes' if url['answering'] else 'NO'}: {_answer(url)}{where}"
+
+
+def _causes(causes: dict) -> str:
+    return " (" + ", ".join(f"{cause}: {count}" for cause, count in causes.items()) + ")" if causes else ""
 
 
 def _rate(rate: float | None) -> str:

@@ -243,7 +243,7 @@ def test_status_healthy_function_reports_state_image_url_and_metrics(deployed, r
     assert re.fullmatch(r"https://\S+\.lambda-url\.us-west-2\.on\.aws/?", figure(run.out, "url"))
     assert re.fullmatch(r"yes: HTTP 200 in \d+ ms \(probed http://127\.0\.0\.1:\d+/\)", figure(run.out, "answers"))
     assert figure(run.out, "invocations") == "20"
-    assert figure(run.out, "errors") == "1 (5.0% of invocations)"  # 5% is not over the default 5%
+    assert figure(run.out, "errors") == "1 from Lambda, 0 runtime 5xx (5.0% of invocations)"  # not over 5%
     assert figure(run.out, "throttles") == "2"
     assert figure(run.out, "duration") == "p50 n/a, p99 n/a"  # moto computes no percentiles
     assert run.out.rstrip().endswith("Healthy.")
@@ -270,7 +270,8 @@ def test_status_error_rate_over_the_threshold_exits_1(deployed, reconcile, web):
     put_metrics(invocations=20, errors=1, throttles=0)
     run = reconcile("status", "--max-error-rate", "4", "--probe-url", probe_url(web))
     assert run.code == 1, run.out + run.err
-    assert "  - error rate 5.0% is over --max-error-rate 4.0%" in run.out
+    assert "  - error rate 5.0% (Lambda errors and the runtime's 5xx answers) is over --max-error-rate 4.0%" \
+        in run.out
     assert "Traceback" not in run.err
 
 
@@ -312,3 +313,25 @@ def test_status_rejects_a_window_in_the_future(moto_endpoint, canvas_file, recon
     future = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     run = reconcile("status", "--since", future)
     assert run.code == 1 and "the window must start before now" in run.err and "Traceback" not in run.err
+
+
+def test_status_counts_the_runtimes_own_5xx_which_lambda_counts_as_successes(deployed, reconcile, web):
+    Clock.now = datetime.now(timezone.utc)
+    put_metrics(invocations=20, errors=0, throttles=0)
+    client = logs_client()
+    client.create_log_group(logGroupName=GROUP)
+    line = "[ERROR]\t2026-12-04T00:00:00.000Z\tr-1\tcanvas-runtime 503 request=r-{} cause={}: detail"
+    put_events(client, [(5, STREAM_A, line.format(1, "s3-unreachable")),
+                        (4, STREAM_A, line.format(2, "s3-unreachable")),
+                        (3, STREAM_B, line.format(3, "db-corrupt")),
+                        (2, STREAM_B, "an app line about canvas-runtime"),
+                        (90, STREAM_A, line.format(4, "db-corrupt"))])  # the last is outside the 1h window
+    run = reconcile("status", "--json", "--probe-url", probe_url(web))
+    assert run.code == 1, run.out + run.err
+    metrics = json.loads(run.out)["metrics"]
+    assert metrics["errors"] == 0 and metrics["runtime_5xx"] == 3
+    assert metrics["runtime_5xx_causes"] == {"db-corrupt": 1, "s3-unreachable": 2}
+    assert metrics["error_rate"] == pytest.approx(0.15)
+    text = reconcile("status", "--probe-url", probe_url(web))
+    assert figure(text.out, "errors") == ("0 from Lambda, 3 runtime 5xx (db-corrupt: 1, s3-unreachable: 2) "
+                                          "(15.0% of invocations)")

@@ -132,7 +132,7 @@ def test_a_healthy_report_has_no_problem():
 @pytest.mark.parametrize("change, expected", [
     ({"state": "Failed"}, "the function's State is Failed: image gone"),
     ({"update": "Failed"}, "its last update failed: bad image"),
-    ({"errors": 1.0}, "error rate 10.0% is over --max-error-rate 5.0%"),
+    ({"errors": 1.0}, "error rate 10.0% (Lambda errors and the runtime's 5xx answers) is over --max-error-rate 5.0%"),
     ({"answering": False}, "the Function URL does not answer: no answer (refused) after 3 ms"),
     ({"url": None, "answering": False}, "the Function URL does not answer: the function has no Function URL"),
 ])
