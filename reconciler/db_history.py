@@ -77,7 +77,9 @@ def versioning_enabled(s3: Any, bucket: str) -> bool:
 def list_versions(s3: Any, *, bucket: str, key: str) -> list[Version]:
     """Every version of exactly ``key``, newest first (metadata only: one call per 1,000)."""
     found: list[Version] = []
-    params: dict[str, Any] = {"Bucket": bucket, "Prefix": key}
+    # The delimiter rolls the blobs under `<key>.canvas/` up into one common prefix: S3 lists the
+    # key's versions without paging through every base and delta beside them.
+    params: dict[str, Any] = {"Bucket": bucket, "Prefix": key, "Delimiter": ".canvas/"}
     while True:
         page = s3.list_object_versions(**params)
         entries = [(entry, False) for entry in page.get("Versions", [])] + [
