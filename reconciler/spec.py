@@ -17,14 +17,16 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any, NamedTuple
-
-import jsonschema
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from reconciler.checks import DERIVED_ENV_KEYS, RESERVED_ENV_KEYS, Finding, check_region, run_checks
 from reconciler.limits import MAX_BYTES, quoted, shorten
+from reconciler.schema_check import conforms
 from reconciler.yamlmarks import MarkedDocument, PathT, Position, YamlLoadError, load_marked
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 __all__ = [
     "DERIVED_ENV_KEYS", "RESERVED_ENV_KEYS", "Problem", "Spec", "SpecError",
@@ -120,15 +122,17 @@ def _is_integer(_checker: Any, value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-_Validator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
-)
-
-
 @functools.cache
 def _validator() -> jsonschema.protocols.Validator:
-    return _Validator(schema())
+    # Imported only to find and word what is wrong: a spec that conforms never loads it
+    # (schema_check.conforms says so first; issue 12: its import was a third of `validate`).
+    import jsonschema
+
+    extended = jsonschema.validators.extend(
+        jsonschema.Draft202012Validator,
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+    )
+    return extended(schema())
 
 
 def load_spec(path: str | os.PathLike) -> Spec:
@@ -267,6 +271,8 @@ def _located(file: str, doc: MarkedDocument, *, finding: Finding) -> Problem:
 
 
 def _schema_problems(file: str, doc: MarkedDocument) -> list[Problem]:
+    if conforms(schema(), doc.data):
+        return []
     errors = list(_validator().iter_errors(doc.data))
     mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
     # A value of the wrong type also breaks its enum/const/pattern; say only the type.
