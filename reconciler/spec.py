@@ -16,7 +16,7 @@ import stat
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from reconciler.checks import DERIVED_ENV_KEYS, RESERVED_ENV_KEYS, Finding, check_region, run_checks
@@ -113,7 +113,9 @@ class Spec:
 @functools.cache
 def schema() -> dict:
     """The canvas.yaml JSON Schema, as shipped in the package."""
-    text = (files("reconciler") / "schemas" / "canvas.schema.json").read_text(encoding="utf-8")
+    # Beside this module (package data), read as a plain file: importlib.resources and the
+    # tempfile and zipfile modules it loads cost ~8 ms of every start (issue 12).
+    text = (Path(__file__).parent / "schemas" / "canvas.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 
