@@ -1,4 +1,4 @@
 """`python -m reconciler` is the `reconcile` command."""
-from reconciler.cli import main
+from reconciler.cli import entry
 
-main(prog_name="reconcile")
+entry()

@@ -16,15 +16,17 @@ import stat
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from importlib.resources import files
-from typing import Any, NamedTuple
-
-import jsonschema
-from jsonschema.exceptions import ValidationError
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from reconciler.checks import DERIVED_ENV_KEYS, RESERVED_ENV_KEYS, Finding, check_region, run_checks
 from reconciler.limits import MAX_BYTES, quoted, shorten
+from reconciler.schema_check import conforms
 from reconciler.yamlmarks import MarkedDocument, PathT, Position, YamlLoadError, load_marked
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 __all__ = [
     "DERIVED_ENV_KEYS", "RESERVED_ENV_KEYS", "Problem", "Spec", "SpecError",
@@ -111,7 +113,9 @@ class Spec:
 @functools.cache
 def schema() -> dict:
     """The canvas.yaml JSON Schema, as shipped in the package."""
-    text = (files("reconciler") / "schemas" / "canvas.schema.json").read_text(encoding="utf-8")
+    # Beside this module (package data), read as a plain file: importlib.resources and the
+    # tempfile and zipfile modules it loads cost ~8 ms of every start (issue 12).
+    text = (Path(__file__).parent / "schemas" / "canvas.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 
@@ -120,15 +124,17 @@ def _is_integer(_checker: Any, value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-_Validator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
-)
-
-
 @functools.cache
 def _validator() -> jsonschema.protocols.Validator:
-    return _Validator(schema())
+    # Imported only to find and word what is wrong: a spec that conforms never loads it
+    # (schema_check.conforms says so first; issue 12: its import was a third of `validate`).
+    import jsonschema
+
+    extended = jsonschema.validators.extend(
+        jsonschema.Draft202012Validator,
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+    )
+    return extended(schema())
 
 
 def load_spec(path: str | os.PathLike) -> Spec:
@@ -267,6 +273,8 @@ def _located(file: str, doc: MarkedDocument, *, finding: Finding) -> Problem:
 
 
 def _schema_problems(file: str, doc: MarkedDocument) -> list[Problem]:
+    if conforms(schema(), doc.data):
+        return []
     errors = list(_validator().iter_errors(doc.data))
     mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
     # A value of the wrong type also breaks its enum/const/pattern; say only the type.

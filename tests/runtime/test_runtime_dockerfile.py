@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,8 +118,10 @@ class Replay:
     """Runs stages into directories under ``root`` (one per stage, the image's / mapped onto it),
     resolving ARG and ENV as Docker does and honouring .dockerignore for the context."""
 
-    def __init__(self, stages: dict[str, Stage], root: Path, build_args: dict[str, str]) -> None:
+    def __init__(self, stages: dict[str, Stage], root: Path, build_args: dict[str, str],
+                 run_env: dict[str, str] | None = None) -> None:
         self.stages, self.root, self.build_args = stages, root, build_args
+        self.run_env = run_env or {}  # added to every RUN's environment (not the image's ENV)
         self.globals = {**self._args(stages[""].lines, {}), **build_args}
         self.ignore = Matcher.from_text((REPO / ".dockerignore").read_text())
         self.env: dict[str, dict[str, str]] = {}
@@ -201,7 +204,7 @@ class Replay:
             return
         # Absolute paths in the command are the image's: map them into the stage's directory.
         command = re.sub(r"(?<=\s)/(?=\w)", f"{self.stage_root(stage)}/", f" {command}").lstrip()
-        env = {**os.environ, **scope, "JOBS": "max"}
+        env = {**os.environ, **self.run_env, **scope, "JOBS": "max"}
         done = subprocess.run(["bash", "-c", command], cwd=self.here(stage, workdir), env=env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"{stage}: RUN {command} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -224,6 +227,33 @@ class Replayed:
     env: dict[str, dict[str, str]]
 
 
+def local_prebuild(into: Path) -> dict[str, str]:
+    """better-sqlite3 as this run's `npm ci` of the same lockfile compiled it one step earlier
+    (.ci/run, examples/astro-taskboard/node_modules), offered to the replay's `npm ci --omit=dev`
+    through prebuild-install's own local-prebuilds setting, so the same addon is not compiled a
+    second time (about 85 s, issue 12). The file's name is the key prebuild-install looks for:
+    package version, Node ABI, platform and arch, each read from that build; a build of another
+    version or for another Node matches no name, and the replay compiles as before. What the
+    replay then no longer shows is that the compile works, which the earlier `npm ci` of the same
+    lockfile with the same Node already showed (the replay never used the image's compiler)."""
+    package = ASTRO_APP / "node_modules" / "better-sqlite3"
+    built = package / "build" / "Release" / "better_sqlite3.node"
+    config = package / "build" / "config.gypi"
+    if not built.is_file() or not config.is_file():
+        return {}
+    text = config.read_text()
+    abi = re.search(r'"node_module_version": (\d+)', text)
+    arch = re.search(r'"target_arch": "(\w+)"', text)
+    if abi is None or arch is None or not sys.platform.startswith("linux"):
+        return {}
+    version = json.loads((package / "package.json").read_text())["version"]
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(into / f"better-sqlite3-v{version}-node-v{abi.group(1)}-linux-{arch.group(1)}.tar.gz",
+                      "w:gz") as tar:
+        tar.add(built, arcname="build/Release/better_sqlite3.node")
+    return {"npm_config_better_sqlite3_local_prebuilds": str(into)}
+
+
 @pytest.fixture(scope="session")
 def node_image(tmp_path_factory):
     """The final stage of ``--build-arg APP_KIND=node --build-arg APP_DIR=examples/astro-taskboard``,
@@ -237,7 +267,8 @@ def node_image(tmp_path_factory):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not record.exists():
             replay = Replay(parse(DOCKERFILE), shared / "image",
-                            {"APP_KIND": "node", "APP_DIR": str(ASTRO_APP.relative_to(REPO))})
+                            {"APP_KIND": "node", "APP_DIR": str(ASTRO_APP.relative_to(REPO))},
+                            run_env=local_prebuild(shared / "prebuilds"))
             replay.build("final")
             record.write_text(json.dumps({"skipped": replay.skipped, "env": replay.env}))
     data = json.loads(record.read_text())
