@@ -305,13 +305,13 @@ def commit(s3_client: Any, replacement: Replacement, *, bucket: str, key: str, w
         txid = (base.txid if base is not None else 0) + 1
         # The old base retires now by this machine's clock, which garbage collection compares with
         # the runtime's: never earlier than what the manifest already records.
-        now = max([time.time()] + ([base.written_at] + [old.at for old in base.retired] if base else []))
+        retired_at = max([time.time()] + ([base.written_at] + [old.at for old in base.retired] if base else []))
         return remote.commit_base(store, remote.Head(etag=head.etag, manifest=base), replacement.path, txid=txid,
-                                  writer=writer, now=now)
+                                  writer=writer, now=retired_at)
     except Conflict:
-        now = _read_head(store)
-        moved = (f"txid {now.manifest.txid}, written {iso(_written_at(now.manifest))} by {now.manifest.writer}"
-                 if now.manifest is not None else f"ETag {now.etag}")
+        current = _read_head(store)
+        moved = (f"txid {current.manifest.txid}, written {iso(_written_at(current.manifest))} by "
+                 f"{current.manifest.writer}" if current.manifest is not None else f"ETag {current.etag}")
         raise ReconcileError(f"the database changed while this ran (it is now at {moved}); nothing was replaced, "
                              f"so that write is kept. Run the command again: it will show that write among "
                              f"what it replaces") from None
