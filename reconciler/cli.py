@@ -587,9 +587,9 @@ def _chosen_version(s3, bucket: str, key: str, *, at: str | None, version_id: st
 
 def _one_point(at: str | None, version_id: str | None, *, required: bool) -> None:
     if at is not None and version_id is not None:
-        raise click.UsageError("give --at or --version, not both")
+        raise ReconcileError("give --at or --version, not both")
     if required and at is None and version_id is None:
-        raise click.UsageError("say which state to restore: --at TIME (e.g. 2h, 2026-12-01T09:30) or --version ID "
+        raise ReconcileError("say which state to restore: --at TIME (e.g. 2h, 2026-12-01T09:30) or --version ID "
                                "(`reconcile db versions` lists them)")
 
 
