@@ -241,6 +241,8 @@ def _environment(data: dict) -> Iterator[Finding]:
     for key in env:
         if message := _env_key_problem(key):
             yield Finding(base + (key,), message, at_key=True)
+        elif isinstance(env[key], str) and (message := _runtime_setting_problem(key, env[key])):
+            yield Finding(base + (key,), message)
     user = {k: v for k, v in env.items() if isinstance(v, str) and k not in DERIVED_ENV_KEYS}
     derived = {k: _text(data, *source) or "" for k, source in DERIVED_ENV_SOURCES.items()}
     size = sum(len(k.encode()) + len(v.encode()) for k, v in {**user, **derived}.items())
@@ -249,6 +251,19 @@ def _environment(data: dict) -> Iterator[Finding]:
             f"the variables take {size} bytes, over Lambda's 4 KB limit ({ENV_SIZE_LIMIT} bytes, "
             "counting each name and value in UTF-8, including the derived S3_BUCKET_NAME and S3_DB_KEY)"
         ), at_key=True)
+
+
+def _runtime_setting_problem(key: str, value: str) -> str | None:
+    """What the runtime in the image says of this variable when it starts (DB_HISTORY_SECONDS,
+    SYNC_INTERVAL, APP_COMMAND, ...), read by its own parser: it refuses a value it cannot use
+    and answers every request 503, so the plan refuses it first."""
+    from runtime.config import ConfigError, from_env
+
+    try:
+        from_env({"S3_BUCKET_NAME": "bucket", "S3_DB_KEY": "key", key: value})
+    except ConfigError as error:
+        return f"{error}; the runtime would refuse to start with it and answer every request 503 (cause=misconfigured)"
+    return None
 
 
 def _env_key_problem(key: str) -> str | None:

@@ -1233,3 +1233,24 @@ def test_required_keys_exist_and_defaults_are_valid():
         if "default" in node:
             jsonschema.Draft202012Validator(node).validate(node["default"])
     assert schema()["required"] == ["version", "stack", "region", "bucket", "repository", "image", "role", "function"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ('    DB_HISTORY_SECONDS: "a week"', "DB_HISTORY_SECONDS='a week' is not a number"),
+    ('    DB_COMPACT_ENTRIES: "1.5"', "DB_COMPACT_ENTRIES='1.5' is not a whole number"),
+    ('    SYNC_INTERVAL: "-1"', "SYNC_INTERVAL='-1' must not be negative"),
+])
+def test_a_runtime_setting_the_runtime_would_refuse_is_a_spec_error(write, line, message):
+    anchor = '    PORT: "8080"'
+    path = write(edited(anchor, anchor + "\n" + line))
+    name = line.split(":")[0].strip()
+    row = CONTRACT_TEXT.splitlines().index(anchor) + 2  # the line after PORT, 1-based
+    assert [str(problem) for problem in problems_of(path)] == [
+        f"{path}:{row}:{len(name) + 7}: function.environment.{name}: {message}; the runtime would refuse to start "
+        "with it and answer every request 503 (cause=misconfigured)"]
+
+
+def test_runtime_settings_it_reads_are_accepted(write):
+    anchor = '    PORT: "8080"'
+    text = edited(anchor, anchor + '\n    DB_HISTORY_SECONDS: "86400"\n    SYNC_INTERVAL: "0"')
+    assert load_spec(write(text)).function["environment"]["DB_HISTORY_SECONDS"] == "86400"
