@@ -194,6 +194,8 @@ class Info:
     oldest: datetime | None
     history_seconds: float
     current: Version | None  # read; None when there is no database
+    deleted: Version | None = None  # the delete marker that is the current version, if one is
+    before_deletion: str | None = None  # then the version id of the state before it
 
     @property
     def reaches_back_to(self) -> datetime | None:
@@ -210,19 +212,20 @@ class Info:
         return {"location": self.location, "versioning": self.versioning, "versions": self.versions,
                 "oldest_version": iso(self.oldest) if self.oldest else None,
                 "history_seconds": self.history_seconds, "history_reaches_back_to": iso(back) if back else None,
-                "current": self.current.as_json() if self.current else None}
+                "current": self.current.as_json() if self.current else None,
+                "deleted_at": iso(self.deleted.modified) if self.deleted else None,
+                "version_before_deletion": self.before_deletion}
 
 
 def info(s3: Any, *, bucket: str, key: str, history_seconds: float) -> Info:
     versions = list_versions(s3, bucket=bucket, key=key)
-    current = next((version for version in versions if version.latest), None)
-    if current is not None and not current.deleted:
-        current = read_versions(s3, [current], bucket=bucket, key=key)[0]
-    else:
-        current = None
+    latest = next((version for version in versions if version.latest), None)
+    deleted = latest if latest is not None and latest.deleted else None
+    current = read_versions(s3, [latest], bucket=bucket, key=key)[0] if latest and not deleted else None
+    before = next((version.version_id for version in versions if not version.deleted), None) if deleted else None
     return Info(location=f"s3://{bucket}/{key}", versioning=versioning_enabled(s3, bucket), versions=len(versions),
                 oldest=versions[-1].modified if versions else None, history_seconds=history_seconds,
-                current=current)
+                current=current, deleted=deleted, before_deletion=before)
 
 
 def history_seconds(environment: dict[str, Any]) -> float:

@@ -29,7 +29,11 @@ def duration(seconds: float) -> str:
 def render_info(facts: Info) -> str:
     lines = [f"Database {facts.location}"]
     current = facts.current
-    if current is None:
+    if facts.deleted is not None:
+        undo = (f": `reconcile db restore --version {facts.before_deletion}` brings back the state before it"
+                if facts.before_deletion else "")
+        lines.append(f"  DELETED at {iso(facts.deleted.modified)} (a delete marker is the current version){undo}")
+    elif current is None:
         lines.append("  no database yet: the runtime creates it on the first write")
     else:
         manifest = current.manifest

@@ -393,6 +393,10 @@ def test_a_restore_after_the_key_was_deleted_keeps_the_history_before_it(canvas_
     commit_rows(first, [f"w{n}" for n in range(5)])  # two compactions
     before = version_ids(bucket)
     bucket.delete_object(Bucket=BUCKET, Key=DB_KEY)
+    told = reconcile("db", "info")
+    assert told.code == 0 and "DELETED at " in told.out
+    assert f"`reconcile db restore --version {before[0]}` brings back the state before it" in told.out
+    assert json.loads(reconcile("db", "info", "--json").out)["version_before_deletion"] == before[0]
     restored = reconcile("db", "restore", "--version", before[0], "--auto-approve")
     assert restored.code == 0, restored.err
     deleted = json.loads(bucket.get_object(Bucket=BUCKET, Key=DB_KEY, VersionId=before[0])["Body"].read())
