@@ -16,8 +16,9 @@ from typing import Any
 
 from reconciler.errors import ReconcileError
 
-# A manifest is a few KB; a version bigger than this is read only far enough to see it is SQLite.
+# A manifest is a few KB (tens just before a compaction); no manifest is bigger than this.
 _WHOLE_BODY_BYTES = 4 * 1024 * 1024
+_FIRST_BYTES = 64 * 1024
 _PARALLEL_GETS = 16
 _SLACK = timedelta(seconds=2)
 
@@ -119,15 +120,16 @@ def _read(s3: Any, version: Version, *, bucket: str, key: str) -> Version:
 
     from runtime import layout
 
-    whole = version.object_size <= _WHOLE_BODY_BYTES
     params: dict[str, Any] = {"Bucket": bucket, "Key": key, "VersionId": version.version_id}
-    if not whole:
-        params["Range"] = "bytes=0-99"
-    body = s3.get_object(**params)["Body"].read()
+    # The first bytes tell a manifest from a whole SQLite file (a single-object version, which
+    # is not downloaded for this); a manifest longer than them is then read whole.
+    body = s3.get_object(**params, Range=f"bytes=0-{_FIRST_BYTES - 1}")["Body"].read()
     if layout.is_sqlite(body):
         return replace(version, legacy=True)
-    if not whole:
+    if version.object_size > _WHOLE_BODY_BYTES:
         return replace(version, problem="neither a SQLite database nor a manifest (too large to be one)")
+    if version.object_size > len(body):
+        body = s3.get_object(**params)["Body"].read()
     try:
         return replace(version, manifest=layout.decode_manifest(body, where=f"version {version.version_id}"))
     except layout.LayoutError as error:

@@ -71,6 +71,23 @@ def test_blobs_under_the_key_are_not_versions_and_foreign_bodies_are_named(s3):
         db_history.by_id(versions, "nope")
 
 
+def test_a_single_object_version_is_recognised_from_its_first_bytes_and_a_long_manifest_read_whole(s3):
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"SQLite format 3\x00" + b"\x00" * (3 << 20))
+    blob = layout.Blob(key=layout.base_key(KEY, 1, "c0ffee"), txid=1, size=4096, sha256="0" * 64)
+    long = layout.Manifest(txid=1, page_size=4096, page_count=1, base=blob, writer="w" * (100 << 10),
+                           written_at=time.time())
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=long.encode())
+    ranges = []
+    s3.meta.events.register("before-parameter-build.s3.GetObject",
+                            lambda params, **_: ranges.append(params.get("Range")))
+    manifest, legacy = db_history.read_versions(s3, db_history.list_versions(s3, bucket=BUCKET, key=KEY),
+                                                bucket=BUCKET, key=KEY)
+    assert legacy.legacy and legacy.size == 16 + (3 << 20)
+    assert manifest.manifest is not None and manifest.writer == "w" * (100 << 10)
+    # The first 64 KB of each, then the long manifest whole; never the 3 MB single object.
+    assert sorted(ranges, key=str) == sorted(["bytes=0-65535", "bytes=0-65535", None], key=str)
+
+
 def test_history_seconds_follows_the_function_environment():
     assert db_history.history_seconds({}) == 7 * 24 * 3600
     assert db_history.history_seconds({"DB_HISTORY_SECONDS": "3600"}) == 3600
