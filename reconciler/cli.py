@@ -27,6 +27,10 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_ERROR)
 
 
+def _warn(message: str) -> None:
+    click.echo(click.style("Warning: ", fg="yellow", bold=True) + message, err=True)
+
+
 def known_errors(command):
     """Every failure a person can act on ends as one message and exit 1, never a traceback."""
     @functools.wraps(command)
@@ -145,7 +149,7 @@ class Context:
         for warning in self.spec.warnings:
             if warning not in _WARNED:  # once per process: the demo runs many commands in one
                 _WARNED.add(warning)
-                click.echo(click.style("Warning: ", fg="yellow", bold=True) + warning, err=True)
+                _warn(warning)
         if region is not None and check_region(region):
             raise ReconcileError(f"--region: {check_region(region)}")
         self.region = region or self.spec.region
@@ -559,10 +563,6 @@ def _database(ctx: Context) -> tuple[object, str, str]:
     return ctx.clients().s3, ctx.spec.bucket["name"], ctx.spec.bucket["database_key"]
 
 
-def _warn(message: str) -> None:
-    click.echo(click.style("Warning: ", fg="yellow", bold=True) + message, err=True)
-
-
 def _chosen_version(s3, bucket: str, key: str, *, at: str | None, version_id: str | None):
     """The version --at or --version names (read), with every version's metadata; None, [] for neither."""
     from datetime import datetime, timezone
@@ -582,7 +582,9 @@ def _chosen_version(s3, bucket: str, key: str, *, at: str | None, version_id: st
     else:
         assert version_id is not None
         chosen = db_history.by_id(versions, version_id)
-    return db_history.read_versions(s3, [chosen], bucket=bucket, key=key)[0], versions
+    if chosen.manifest is None and not chosen.legacy and chosen.problem is None:  # not read by at_time yet
+        chosen = db_history.read_versions(s3, [chosen], bucket=bucket, key=key)[0]
+    return chosen, versions
 
 
 def _one_point(at: str | None, version_id: str | None, *, required: bool) -> None:
@@ -651,7 +653,8 @@ def db_versions(file, region, profile, endpoint_url, limit, since, as_json) -> N
 def db_pull(file, region, profile, endpoint_url, output, force, at, version_id) -> None:
     """Write the database's state (now, or as of --at/--version) as one SQLite file that passes integrity_check."""
     from reconciler import db as database
-    from reconciler.db_history import iso, written
+    from reconciler.db_history import written
+    from reconciler.timespec import iso
 
     _one_point(at, version_id, required=False)
     ctx = Context(file, region, profile, endpoint_url)
@@ -695,9 +698,9 @@ def db_restore(file, region, profile, endpoint_url, at, version_id, auto_approve
     with tempfile.TemporaryDirectory(prefix="reconcile-restore-") as workdir:
         replacement = database.prepare_restore(s3, bucket=bucket, key=key, version=chosen, versions=versions,
                                                workdir=workdir)
-        current = next((version for version in versions if version.latest and not version.deleted), None)
         _show_replacement(f"Restore s3://{bucket}/{key} to version {chosen.version_id}", replacement,
-                          current_version=current.version_id if current else None, chosen=chosen)
+                          keeps_current=any(version.latest and not version.deleted for version in versions),
+                          chosen=chosen)
         _replace(s3, bucket, key, replacement, "db restore", auto_approve)
 
 
@@ -717,19 +720,18 @@ def db_push(file, region, profile, endpoint_url, source, auto_approve) -> None:
     s3, bucket, key = _database(ctx)
     with tempfile.TemporaryDirectory(prefix="reconcile-push-") as workdir:
         replacement = database.prepare_push(s3, bucket=bucket, key=key, source=source, workdir=workdir)
-        current = None
-        if db_history.versioning_enabled(s3, bucket):
-            current = next((v.version_id for v in db_history.list_versions(s3, bucket=bucket, key=key)
-                            if v.latest and not v.deleted), None)
-        elif replacement.current_size is not None:
+        versioned = db_history.versioning_enabled(s3, bucket)
+        if not versioned and replacement.current_size is not None:
             _warn(f"bucket versioning is not on for {bucket}: the state this replaces will not be in the key's history")
-        _show_replacement(f"Replace s3://{bucket}/{key} with {source}", replacement, current_version=current)
+        _show_replacement(f"Replace s3://{bucket}/{key} with {source}", replacement,
+                          keeps_current=versioned and replacement.current_size is not None)
         _replace(s3, bucket, key, replacement, "db push", auto_approve)
 
 
-def _show_replacement(title: str, replacement, *, current_version: str | None, chosen=None) -> None:
-    from reconciler.db_history import iso, written
+def _show_replacement(title: str, replacement, *, keeps_current: bool, chosen=None) -> None:
+    from reconciler.db_history import written
     from reconciler.db_render import plural, size
+    from reconciler.timespec import iso
 
     click.echo(title + (f" (written {iso(written(chosen))} by {chosen.writer or 'unknown'}):" if chosen else ":"))
     if replacement.undone_since is not None:
@@ -740,7 +742,7 @@ def _show_replacement(title: str, replacement, *, current_version: str | None, c
     click.echo(f"  size:    {size(replacement.current_size)} now → {size(replacement.size)}")
     tables = ", ".join(f"{name} ({plural(rows, 'row')})" for name, rows in replacement.tables) or "no tables"
     click.echo(f"  tables:  {tables}")
-    if current_version:
+    if keeps_current:
         click.echo("  The current state stays in the key's history (the new state is a new version).")
 
 

@@ -18,8 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from reconciler.db_history import Version, iso, written
+from reconciler.db_history import Version, written
 from reconciler.errors import ReconcileError
+from reconciler.timespec import iso
 
 
 @dataclass(frozen=True)

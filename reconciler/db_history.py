@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from reconciler.errors import ReconcileError
+from reconciler.timespec import iso
 
 # A manifest is a few KB (tens just before a compaction); no manifest is bigger than this.
 _WHOLE_BODY_BYTES = 4 * 1024 * 1024
@@ -61,14 +62,6 @@ class Version:
                 else "single-object" if self.legacy else "unreadable",
                 "writes_since_compaction": len(self.manifest.log) if self.manifest is not None else None,
                 **({"problem": self.problem} if self.problem else {})}
-
-
-def iso(moment: datetime, *, precise: bool = False) -> str:
-    """UTC, to the second; ``precise`` adds milliseconds (two writes can share a second)."""
-    moment = moment.astimezone(timezone.utc)
-    if precise:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def versioning_enabled(s3: Any, bucket: str) -> bool:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from reconciler.db_history import Info, Version, iso, written
+from reconciler.db_history import Info, Version, written
+from reconciler.timespec import iso
 
 
 def size(value: int | None) -> str:

@@ -18,6 +18,7 @@ from reconciler.aws import absent_on, fan_out
 from reconciler.errors import ReconcileError
 from reconciler.kinds import container_image
 from reconciler.kinds.lambda_function import split_image_uri
+from reconciler.timespec import iso
 
 PROBE_TIMEOUT = 5.0
 # Anything below 500 is the app (or the runtime) answering: a 404 or 401 from a path the app does not
@@ -46,15 +47,11 @@ def build_report(clients, spec, *, start: datetime, end: datetime, max_error_rat
     report = {
         "name": name, "region": clients.region, "function": function_state(answer), "image": reads["image"],
         "url": {"url": reads["url"], "expected": spec.url is not None, **probed},
-        "metrics": {"since": _iso(start), "until": _iso(end), **_with_runtime(reads["metrics"], reads["runtime"])},
+        "metrics": {"since": iso(start), "until": iso(end), **_with_runtime(reads["metrics"], reads["runtime"])},
     }
     report["problems"] = problems(report, max_error_rate=max_error_rate)
     report["healthy"] = not report["problems"]
     return report
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def read_function(clients, name: str) -> dict:

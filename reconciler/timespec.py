@@ -1,4 +1,5 @@
-"""When a command's --since (or --at) means: one parser for every time a user types.
+"""When a command's --since (or --at) means: one parser for every time a user types, and the
+one way the commands write a time back (`iso`).
 
 `parse_since(text, now)` takes a relative duration back from `now` (`30s`, `10m`, `2h`, `1d`,
 `1w`) or an ISO 8601 timestamp (a date alone, or with a time; without a zone it is UTC), and
@@ -41,3 +42,11 @@ def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+def iso(moment: datetime, *, precise: bool = False) -> str:
+    """UTC, to the second; ``precise`` adds milliseconds (two writes can share a second)."""
+    moment = _utc(moment)
+    if precise:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
