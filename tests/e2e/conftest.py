@@ -138,3 +138,54 @@ def fault_proxy(moto_endpoint, monkeypatch):
         port = int(proxy.url.rpartition(":")[2])
         yield proxy
     assert not answers(port), "the fault proxy still answers after it was stopped"
+
+
+# -- the app's database: a versioned bucket and the runtime's replica in this process ---------
+
+@pytest.fixture
+def bucket(aws):
+    """The contract's bucket, versioned as canvas.yaml declares it; returns the S3 client."""
+    aws.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return aws.s3
+
+
+@pytest.fixture
+def replica(bucket, tmp_path):
+    """Make the runtime's replica (in process) of the contract's database, one environment per
+    name, writing through the page-delta layout as an app's runtime would; keyword arguments
+    are Config settings (compact_entries, gc_grace, history, ...)."""
+    from runtime.config import Config
+    from runtime.replica import Replica
+    from runtime.store import ObjectStore
+
+    made = []
+
+    def make(name: str = "env", **settings):
+        config = Config(bucket=BUCKET, key=DB_KEY, db_path=str(tmp_path / name / "db.sqlite"), app_command=("x",),
+                        port=0, ready_path="/", sync_interval=30, **settings)
+        store = ObjectStore(bucket=BUCKET, key=DB_KEY, multipart_threshold=8 << 20, multipart_chunksize=8 << 20)
+        made.append((Replica(config, store), store))
+        return made[-1][0]
+
+    yield make
+    for each, store in made:
+        each.close()
+        store.close()
+
+
+def commit_rows(environment, titles) -> None:
+    """One committed, shipped write per title into the tasks table (created as the taskboard does)."""
+    import sqlite3
+
+    from runtime.replica import Outcome
+    from tests.runtime.runtime_testkit import TASKS_SCHEMA
+
+    app = sqlite3.connect(environment.config.db_path, isolation_level=None)
+    app.execute(TASKS_SCHEMA)
+    for title in titles:
+        app.execute("INSERT INTO tasks (title) VALUES (?)", (title,))
+        environment.note_changes()
+        assert environment.sync() is Outcome.SYNCED
+        environment.pin()
+    app.close()

@@ -14,17 +14,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.e2e.conftest import BUCKET, DB_KEY, reconcile_command
-from tests.runtime.runtime_testkit import TASKBOARD, RuntimeProcess, runtime_environment, wait_for
-
-MB = 1024 * 1024
-
-
-@pytest.fixture
-def bucket(aws):
-    aws.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return aws.s3
+from tests.e2e.conftest import BUCKET, DB_KEY, commit_rows, reconcile_command
+from tests.runtime.runtime_testkit import TASKBOARD, TASKS_SCHEMA, RuntimeProcess, runtime_environment, wait_for
 
 
 @pytest.fixture
@@ -157,8 +148,7 @@ def test_push_replaces_the_database_and_a_running_environment_serves_it(canvas_f
     add(runtime, "theirs")
     local = tmp_path / "mine.db"
     connection = sqlite3.connect(local)
-    connection.execute("CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL, "
-                       "done INTEGER NOT NULL DEFAULT 0)")
+    connection.execute(TASKS_SCHEMA)
     connection.executemany("INSERT INTO tasks (title) VALUES (?)", [("mine1",), ("mine2",)])
     connection.commit()
     connection.close()
@@ -285,13 +275,21 @@ def test_a_wrong_answer_cancels_the_restore(canvas_file, reconcile, bucket, serv
     assert version_ids(bucket) == before and titles_served(runtime) == ["A", "B"]
 
 
-def test_a_version_whose_blobs_left_the_history_window_says_so(canvas_file, reconcile, bucket, serve, tmp_path):
+def a_version_missing_a_blob(bucket, serve, *, blob) -> str:
+    """Write A (that version's id is returned), then B, then delete one blob of A's version, as
+    retention's garbage collection does once the version has left the window: ``blob(manifest)``
+    names which."""
     runtime = serve()
     add(runtime, "A")
     old = version_ids(bucket)[0]
     add(runtime, "B")
     manifest = json.loads(bucket.get_object(Bucket=BUCKET, Key=DB_KEY, VersionId=old)["Body"].read())
-    bucket.delete_object(Bucket=BUCKET, Key=manifest["base"]["key"])  # what retention's GC does
+    bucket.delete_object(Bucket=BUCKET, Key=blob(manifest))
+    return old
+
+
+def test_a_version_whose_blobs_left_the_history_window_says_so(canvas_file, reconcile, bucket, serve, tmp_path):
+    old = a_version_missing_a_blob(bucket, serve, blob=lambda manifest: manifest["base"]["key"])
     result = reconcile("db", "pull", "--version", old, "-o", "old.db")
     assert result.code == 1 and "can no longer be rebuilt" in result.err and "DB_HISTORY_SECONDS" in result.err
     assert not (tmp_path / "old.db").exists() and not (tmp_path / "old.db.part").exists()
@@ -301,8 +299,7 @@ def test_restore_reaches_back_past_adoption_to_the_single_object_the_seed_guide_
                                                                                       bucket, serve, tmp_path):
     seed = tmp_path / "seed.db"
     connection = sqlite3.connect(seed)
-    connection.execute("CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL, "
-                       "done INTEGER NOT NULL DEFAULT 0)")
+    connection.execute(TASKS_SCHEMA)
     connection.execute("INSERT INTO tasks (title) VALUES ('seeded by hand')")
     connection.commit()
     connection.close()
@@ -333,8 +330,7 @@ def test_push_into_an_empty_bucket_creates_the_database_a_cold_start_serves(canv
     local = tmp_path / "first.db"
     connection = sqlite3.connect(local)
     connection.execute("PRAGMA journal_mode = WAL")
-    connection.execute("CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL, "
-                       "done INTEGER NOT NULL DEFAULT 0)")
+    connection.execute(TASKS_SCHEMA)
     connection.execute("INSERT INTO tasks (title) VALUES ('only in the -wal')")
     connection.commit()  # left open: the row is in first.db-wal, not yet in first.db
     try:
@@ -346,49 +342,12 @@ def test_push_into_an_empty_bucket_creates_the_database_a_cold_start_serves(canv
     assert titles_served(serve()) == ["only in the -wal"]
 
 
-@pytest.fixture
-def replica(bucket, tmp_path):
-    """The runtime's replica in this process (compacting every 2 commits, no grace, an hour of
-    history), so a test can drive many commits and compactions quickly."""
-    from runtime.config import Config
-    from runtime.replica import Replica
-    from runtime.store import ObjectStore
-
-    made = []
-
-    def make(name: str):
-        config = Config(bucket=BUCKET, key=DB_KEY, db_path=str(tmp_path / name / "db.sqlite"), app_command=("x",),
-                        port=0, ready_path="/", sync_interval=30, compact_entries=2, gc_grace=0, history=3600)
-        store = ObjectStore(bucket=BUCKET, key=DB_KEY, multipart_threshold=8 * MB, multipart_chunksize=8 * MB)
-        made.append((Replica(config, store), store))
-        return made[-1][0]
-
-    yield make
-    for each, store in made:
-        each.close()
-        store.close()
-
-
-def commit_rows(environment, titles):
-    from runtime.replica import Outcome
-
-    app = sqlite3.connect(environment.config.db_path, isolation_level=None)
-    app.execute("CREATE TABLE IF NOT EXISTS tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL, "
-                "done INTEGER NOT NULL DEFAULT 0)")
-    for title in titles:
-        app.execute("INSERT INTO tasks (title) VALUES (?)", (title,))
-        environment.note_changes()
-        assert environment.sync() is Outcome.SYNCED
-        environment.pin()
-    app.close()
-
-
 def test_a_restore_after_the_key_was_deleted_keeps_the_history_before_it(canvas_file, reconcile, bucket, replica,
                                                                           tmp_path):
     """`aws s3 rm` of the key, then `db restore --at` before it: the restore continues the deleted
     manifest's lineage, so the compactions after it delete none of the blobs the versions before
     the deletion name."""
-    first = replica("first")
+    first = replica("first", compact_entries=2, gc_grace=0, history=3600)
     first.restore()
     commit_rows(first, [f"w{n}" for n in range(5)])  # two compactions
     before = version_ids(bucket)
@@ -404,7 +363,7 @@ def test_a_restore_after_the_key_was_deleted_keeps_the_history_before_it(canvas_
     assert now["txid"] == deleted["txid"] + 1  # the lineage goes on: its retired bases stay listed
     carried = {old["key"] for old in deleted["retired"]} | {deleted["base"]["key"]}
     assert carried <= {old["key"] for old in now["retired"]}
-    second = replica("second")
+    second = replica("second", compact_entries=2, gc_grace=0, history=3600)
     second.restore()
     commit_rows(second, ["after1", "after2", "after3"])  # more compactions, garbage collection with no grace
     assert len(before) == 7  # five writes and two compactions (the same state, a new base)
@@ -419,8 +378,7 @@ def test_a_restore_after_the_key_was_deleted_keeps_the_history_before_it(canvas_
 def test_push_reads_the_file_it_names_even_with_a_hash_or_question_mark(canvas_file, reconcile, bucket, tmp_path):
     odd = tmp_path / "db#2?.sqlite"
     connection = sqlite3.connect(odd)
-    connection.execute("CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL, "
-                       "done INTEGER NOT NULL DEFAULT 0)")
+    connection.execute(TASKS_SCHEMA)
     connection.execute("INSERT INTO tasks (title) VALUES ('from the odd name')")
     connection.commit()
     connection.close()
@@ -432,12 +390,8 @@ def test_push_reads_the_file_it_names_even_with_a_hash_or_question_mark(canvas_f
 
 
 def test_restoring_a_version_whose_blobs_are_gone_changes_nothing(canvas_file, reconcile, bucket, serve, tmp_path):
-    runtime = serve()
-    add(runtime, "A")
-    old = version_ids(bucket)[0]
-    add(runtime, "B")
-    manifest = json.loads(bucket.get_object(Bucket=BUCKET, Key=DB_KEY, VersionId=old)["Body"].read())
-    bucket.delete_object(Bucket=BUCKET, Key=manifest["log"][-1]["key"] if manifest["log"] else manifest["base"]["key"])
+    old = a_version_missing_a_blob(
+        bucket, serve, blob=lambda manifest: (manifest["log"][-1] if manifest["log"] else manifest["base"])["key"])
     before = version_ids(bucket)
     result = reconcile("db", "restore", "--version", old, "--auto-approve")
     assert result.code == 1 and "can no longer be rebuilt" in result.err and "Traceback" not in result.err

@@ -7,19 +7,7 @@ import sqlite3
 import pytest
 
 from runtime import layout
-from runtime.config import Config
-from runtime.replica import Outcome, Replica
-from runtime.store import ObjectStore
-from tests.e2e.conftest import BUCKET, DB_KEY
-
-MB = 1024 * 1024
-
-
-@pytest.fixture
-def bucket(aws):
-    aws.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return aws.s3
+from tests.e2e.conftest import BUCKET, DB_KEY, commit_rows
 
 
 def seed_file(path, rows):
@@ -33,25 +21,9 @@ def seed_file(path, rows):
 
 
 @pytest.fixture
-def environment(bucket, tmp_path):
+def environment(replica):
     """The runtime's replica (in process) writing through the page-delta layout, as an app would."""
-    config = Config(bucket=BUCKET, key=DB_KEY, db_path=str(tmp_path / "env" / "db.sqlite"), app_command=("x",),
-                    port=0, ready_path="/", sync_interval=30)
-    store = ObjectStore(bucket=BUCKET, key=DB_KEY, multipart_threshold=8 * MB, multipart_chunksize=8 * MB)
-    replica = Replica(config, store)
-    yield replica
-    replica.close()
-    store.close()
-
-
-def commit_rows(replica, titles):
-    app = sqlite3.connect(replica.config.db_path, isolation_level=None)
-    for title in titles:
-        app.execute("INSERT INTO tasks (title) VALUES (?)", (title,))
-        replica.note_changes()
-        assert replica.sync() is Outcome.SYNCED
-        replica.pin()
-    app.close()
+    return replica()
 
 
 def titles(path):
