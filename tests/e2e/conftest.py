@@ -17,6 +17,7 @@ from reconciler.spec import load_spec
 from reconciler.target import Target
 from tests.ecr_images import register_image
 from tests.faults import FaultProxy
+from tests.forkserver import ForkServer
 from tests.local_net import answers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,17 +49,41 @@ class Run:
 
 
 def reconcile_command() -> list[str]:
+    """The installed console script, as a user runs it (the tests that must start a fresh
+    interpreter use this; the rest use `forkserver`)."""
     script = Path(sys.executable).parent / "reconcile"
     return [str(script)] if script.exists() else [sys.executable, "-m", "reconciler"]
 
 
+@pytest.fixture(scope="session")
+def forkserver():
+    """`reconcile` runs forked from one process that has imported the tool once
+    (tests/forkserver.py): each is its own process, without the ~0.5 s start-up."""
+    server = ForkServer(reconcile_command()[0])
+    yield server
+    server.close()
+
+
 @pytest.fixture
-def reconcile(tmp_path):
+def start_reconcile(forkserver, tmp_path):
+    """Start `reconcile ARGS` in tmp_path (or cwd) with piped stdout/stderr; a Popen-like run."""
+    def start(*args: str, cwd: Path | None = None, stdin=subprocess.DEVNULL, env: dict | None = None):
+        return forkserver.popen(list(args), cwd=cwd or tmp_path, env=env, stdin=stdin,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start
+
+
+@pytest.fixture
+def reconcile(start_reconcile):
     """Run `reconcile ARGS` in tmp_path (where canvas.yaml is), returning code, stdout, stderr."""
     def run(*args: str, input: str | None = None, timeout: float = 120) -> Run:
-        proc = subprocess.run(reconcile_command() + list(args), cwd=tmp_path, input=input or "",
-                              capture_output=True, text=True, timeout=timeout)
-        return Run(proc.returncode, proc.stdout, proc.stderr)
+        proc = start_reconcile(*args, stdin=subprocess.PIPE)
+        try:
+            out, err = proc.communicate(input or "", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # as subprocess.run does
+            raise
+        return Run(proc.returncode, out, err)
     return run
 
 

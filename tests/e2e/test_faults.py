@@ -13,14 +13,13 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 
 import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
 
-from tests.e2e.conftest import BUCKET, BUILD_CONTEXT, FUNCTION, STACK, Run, reconcile_command
+from tests.e2e.conftest import BUCKET, BUILD_CONTEXT, FUNCTION, STACK, Run
 from tests.faults import CONFLICT, SERVER_ERROR, operation_of
 
 LOCK_KEY = f"canvas/{STACK}/lock.json"
@@ -57,12 +56,7 @@ def from_nothing(canvas_file, fake_docker, fault_proxy, monkeypatch):
     return fault_proxy
 
 
-def start(cwd, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(reconcile_command() + list(args), cwd=cwd, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(proc: subprocess.Popen, timeout: float = 120) -> Run:
+def finish(proc, timeout: float = 120) -> Run:
     out, err = proc.communicate(timeout=timeout)
     return Run(proc.returncode, out, err)
 
@@ -230,10 +224,10 @@ def lock_id_from(run: Run) -> str:
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
-def test_after_kill_9_a_force_unlock_and_one_apply_converge(point, from_nothing, reconcile, aws, tmp_path):
+def test_after_kill_9_a_force_unlock_and_one_apply_converge(point, from_nothing, reconcile, start_reconcile, aws):
     service, operation, text, hold, lock_left = KILL_POINTS[point]
     rule = from_nothing.add(hold, service=service, operation=operation, contains=text, delay=HOLD)
-    proc = start(tmp_path, "apply", "--auto-approve")
+    proc = start_reconcile("apply", "--auto-approve")
     try:
         assert rule.hit.wait(KILL_WAIT), f"apply never reached {operation}: {from_nothing.calls}"
         os.kill(proc.pid, signal.SIGKILL)
@@ -284,11 +278,11 @@ def assert_race_outcome(runs: list[Run]) -> None:
 
 
 def test_two_applies_from_nothing_one_applies_and_the_other_is_refused_or_follows(from_nothing, reconcile, aws,
-                                                                                  tmp_path):
+                                                                                  start_reconcile):
     # Both plan the stack from nothing before either has made the bucket: the bucket's create
     # is held a moment, so that both are in the race for it and then for the lock.
     rule = from_nothing.add("latency", service="s3", operation="CreateBucket", times=2, delay=1.0)
-    procs = [start(tmp_path, "apply", "--auto-approve") for _ in range(2)]
+    procs = [start_reconcile("apply", "--auto-approve") for _ in range(2)]
     runs = [finish(proc) for proc in procs]
 
     assert rule.fired == 2, from_nothing.calls
@@ -298,7 +292,8 @@ def test_two_applies_from_nothing_one_applies_and_the_other_is_refused_or_follow
     assert_unlocked(aws)
 
 
-def test_two_applies_of_different_changes_leave_a_record_that_agrees_with_aws(from_nothing, reconcile, aws, tmp_path):
+def test_two_applies_of_different_changes_leave_a_record_that_agrees_with_aws(from_nothing, reconcile, start_reconcile,
+                                                                            aws, tmp_path):
     first = reconcile("apply", "--auto-approve")
     assert first.code == 0, first.out + first.err
     big, small = checkout(tmp_path, "big", memory=3008), checkout(tmp_path, "small", memory=1024)
@@ -308,7 +303,8 @@ def test_two_applies_of_different_changes_leave_a_record_that_agrees_with_aws(fr
     from_nothing.add("latency", service="lambda", operation="UpdateFunctionConfiguration",
                      contains='"MemorySize": 1024', delay=0.5)
     from_nothing.add("latency", service="s3", operation="PutObject", contains='"memory": 3008', delay=2.0)
-    procs = [start(big, "apply", "--auto-approve"), start(small, "apply", "--auto-approve")]
+    procs = [start_reconcile("apply", "--auto-approve", cwd=big),
+             start_reconcile("apply", "--auto-approve", cwd=small)]
     runs = [finish(proc) for proc in procs]
 
     assert_race_outcome(runs)
@@ -317,6 +313,6 @@ def test_two_applies_of_different_changes_leave_a_record_that_agrees_with_aws(fr
     record = json.loads(aws.s3.get_object(Bucket=BUCKET, Key=RECORD_KEY)["Body"].read())
     assert record["desired"][f"lambda_function.{FUNCTION}"]["memory"] == live
     for here in (big, small):
-        drift = subprocess.run(reconcile_command() + ["drift"], cwd=here, capture_output=True, text=True, timeout=60)
-        assert drift.returncode == 0, drift.stdout + drift.stderr
-        assert "Traceback" not in drift.stderr
+        drift = finish(start_reconcile("drift", cwd=here), timeout=60)
+        assert drift.code == 0, drift.out + drift.err
+        assert "Traceback" not in drift.err

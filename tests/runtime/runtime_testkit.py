@@ -418,6 +418,29 @@ class NodeAppUnavailable(Exception):
     """The Astro example cannot run here; the message says what to install."""
 
 
+# .ci/run starts the tests while `npm ci` is still compiling better-sqlite3 (it uses one of the
+# two cores for about a minute) and names a file here that it writes, with npm ci's exit code,
+# once node_modules is complete. Where it is unset (the README's command), npm ci already ran.
+NPM_CI_DONE = "CANVAS_NPM_CI_DONE"
+NPM_CI_WAIT = 900.0
+
+
+def wait_for_node_modules() -> None:
+    """Return once the Astro example's node_modules is complete, as far as this run can know."""
+    marker = os.environ.get(NPM_CI_DONE)
+    if not marker:
+        return
+    deadline = time.monotonic() + NPM_CI_WAIT
+    while not os.path.exists(marker):
+        if time.monotonic() > deadline:
+            raise NodeAppUnavailable(f"npm ci did not finish within {NPM_CI_WAIT:.0f}s ({NPM_CI_DONE}={marker})")
+        time.sleep(0.5)
+    code = Path(marker).read_text().strip()
+    if code != "0":
+        raise NodeAppUnavailable(f"npm ci --prefix {ASTRO_APP} exited with {code} "
+                                 "(.ci/run prints its output after the tests)")
+
+
 @dataclass(frozen=True)
 class SampleApp:
     """One sample app as the suite drives it: how the runtime starts it, where its static files are."""
@@ -435,6 +458,7 @@ def python_taskboard() -> SampleApp:
 def astro_taskboard(app_dir: Path = ASTRO_APP, *, lock_dir: Path) -> SampleApp:
     """The Astro example, built first if dist/ is missing or older than its sources (under a lock
     in ``lock_dir``, so xdist's workers build it once)."""
+    wait_for_node_modules()
     node = shutil.which("node")
     if node is None:
         raise NodeAppUnavailable("node is not on PATH: install Node.js 20 or 22 (.ci/run does where it is missing)")

@@ -2,9 +2,12 @@
 (@astrojs/node standalone, better-sqlite3) — through ``python -m runtime serve`` against the moto
 S3 server. One suite, parametrized over the apps: what a user of either sees must hold for both.
 The database in S3 is only ever read through the ``S3`` helper."""
+import threading
+import time
 import urllib.parse
 
 import pytest
+import runtime_testkit
 from runtime_testkit import ASTRO_APP, NodeAppUnavailable, SampleApp, astro_taskboard, python_taskboard
 
 from runtime import handler as lambda_handler
@@ -177,3 +180,24 @@ def test_without_node_modules_the_astro_app_is_an_error_naming_the_install_comma
     (copy / "package.json").write_bytes((ASTRO_APP / "package.json").read_bytes())
     with pytest.raises(NodeAppUnavailable, match=r"node_modules is missing or incomplete: run `npm ci --prefix "):
         astro_taskboard(copy, lock_dir=tmp_path)
+
+
+def test_the_astro_app_waits_for_the_npm_ci_that_ci_runs_beside_the_tests(tmp_path, monkeypatch):
+    marker = tmp_path / "npm-ci.exit"
+    monkeypatch.setenv(runtime_testkit.NPM_CI_DONE, str(marker))
+    threading.Timer(0.6, marker.write_text, args=("0\n",)).start()
+    started = time.monotonic()
+    runtime_testkit.wait_for_node_modules()
+    assert marker.exists() and time.monotonic() - started >= 0.5
+
+
+@pytest.mark.parametrize("code, message", [("1\n", r"npm ci --prefix \S+ exited with 1"),
+                                           (None, r"npm ci did not finish within 1s")])
+def test_an_npm_ci_that_failed_or_never_ended_is_named_in_the_error(code, message, tmp_path, monkeypatch):
+    marker = tmp_path / "npm-ci.exit"
+    if code is not None:
+        marker.write_text(code)
+    monkeypatch.setenv(runtime_testkit.NPM_CI_DONE, str(marker))
+    monkeypatch.setattr(runtime_testkit, "NPM_CI_WAIT", 1.0)
+    with pytest.raises(NodeAppUnavailable, match=message):
+        astro_taskboard(lock_dir=tmp_path)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from runtime_testkit import ASTRO_APP, RuntimeProcess, wait_for
+from runtime_testkit import ASTRO_APP, RuntimeProcess, wait_for, wait_for_node_modules
 
 from reconciler.image_build.dockerignore import Matcher
 
@@ -260,6 +260,7 @@ def node_image(tmp_path_factory):
     replayed once per test run: xdist's workers share it under a lock (it compiles better-sqlite3)."""
     if not shutil.which("npm"):
         pytest.fail("npm is not on PATH: the Node path of the image cannot be replayed", pytrace=False)
+    wait_for_node_modules()  # the replay takes this run's better-sqlite3 build (local_prebuild)
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this run's, never an older one's
     record = shared / "image-replay.json"
