@@ -6,6 +6,7 @@ moto is imported only when an emulator starts, so the other commands do not pay 
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -97,7 +98,14 @@ class Emulator:
 
 
 def _moto_server(port: int):
+    import moto.backends
     from moto.server import ThreadedMotoServer
+
+    # moto's server lists its own package directory (and stats each entry) on every request to
+    # find the service a host names; the directory does not change while it runs.
+    if not isinstance(moto.backends.list_of_moto_modules, functools.partial):
+        modules = tuple(moto.backends.list_of_moto_modules())
+        moto.backends.list_of_moto_modules = functools.partial(tuple, modules)
 
     class MotoServer(ThreadedMotoServer):
         """ThreadedMotoServer that reports a failed bind (the port taken) instead of leaving

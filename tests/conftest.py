@@ -1,5 +1,7 @@
 """Fixtures shared by every test layer: fake credentials and a moto server on loopback.
 
+Every botocore Session a test process makes shares one data loader (tests/botocore_models.py).
+
 moto reads MOTO_IAM_LOAD_MANAGED_POLICIES when its IAM backend is first built, and
 MOTO_LAMBDA_STUB_ECR when a function is created, so both are set here (by the emulator
 module, which also cuts moto's managed-policy data to the few used), before any test
@@ -8,9 +10,11 @@ imports moto.
 import os
 
 from reconciler.emulator import Emulator, configure_moto, trim_managed_policies
+from tests.botocore_models import share_models
 
 configure_moto()
 trim_managed_policies()  # for moto in-process (mock_aws) too, not only for the server
+share_models()  # every Session in this process reads botocore's data once
 
 import pytest  # noqa: E402
 import requests  # noqa: E402

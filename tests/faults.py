@@ -26,6 +26,7 @@ from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import botocore.loaders
 import botocore.session
 
 LOOPBACK = "127.0.0.1"
@@ -44,7 +45,11 @@ def _rest_routes(service: str) -> tuple[tuple, ...]:
     """(method, path regex, query keys, headers, specificity, operation) from botocore's model:
     the literal query keys of the requestUri and the required querystring and header members
     (S3's ListParts is GET /{Bucket}/{Key+} with uploadId, GetObject without)."""
-    model = botocore.session.get_session().get_service_model(service)
+    session = botocore.session.get_session()
+    # A loader of its own: the shared one (tests/botocore_models.py) holds the models as the
+    # clients left them, and an S3 client strips "/{Bucket}" from each requestUri it has sent.
+    session.register_component("data_loader", botocore.loaders.create_loader())
+    model = session.get_service_model(service)
     routes = []
     for name in model.operation_names:
         operation = model.operation_model(name)

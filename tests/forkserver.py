@@ -9,9 +9,19 @@ the top level, so it ends as a `reconcile` process ends (atexit handlers, thread
 exit code from SystemExit, a traceback on an uncaught exception). To the test it is a process:
 a pid to signal, pipes, a return code (negative when a signal ended it), a tty when given one.
 
+The server also reads ahead botocore's data for the services the tool uses, into one loader
+every Session shares (tests/botocore_models.py), and freezes what it holds out of the garbage
+collector's reach: a run's collections then never walk (and copy, page by page) the objects it
+inherited. A run ends as Python ends — non-daemon threads joined, atexit handlers run, the
+streams flushed (exit 120 when that fails), the exit code of SystemExit — but without the
+interpreter's teardown, which in a fork touched every inherited object and was most of a short
+run's CPU (~90 ms of `--version`'s 100). An uncaught exception, or a SystemExit with a message,
+still ends with the full teardown, as Python prints them.
+
 What it does not show, and the tests that still start the installed script for it: the
-interpreter's start-up and import order (tests/unit/test_quick_exit.py and the start-up
-benchmark), and the console script itself (the demo, the README's blocks, the drift workflow).
+interpreter's start-up, import order and teardown (tests/unit/test_quick_exit.py and the
+start-up benchmark), botocore reading its data files, and the console script itself (the demo,
+the README's blocks, the drift workflow).
 
 Each run is forked twice: the server forks a supervisor, which forks the run and reports the
 run's pid and then its exit code back on the run's connection. The server itself never waits on
@@ -20,6 +30,8 @@ test process that started it is gone) or at close().
 """
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import os
 import select
@@ -40,6 +52,7 @@ PRELOAD = ("reconciler.cli", "reconciler.aws", "reconciler.planner", "reconciler
            "reconciler.render", "reconciler.diff", "reconciler.spec", "runtime.remote", "runtime.store",
            "boto3", "botocore.client", "botocore.session", "botocore.endpoint", "botocore.credentials",
            "botocore.httpsession", "botocore.waiter", "botocore.paginate", "deepdiff", "jsonschema")
+SERVICES = ("s3", "ecr", "iam", "lambda", "sts", "logs", "cloudwatch")  # every client a command makes
 MESSAGE = 1 << 20  # one request: argv, cwd and environment, well under this
 
 
@@ -49,6 +62,13 @@ def _serve(path: str) -> tuple[dict, list[int]]:
     """Accept runs until stdin closes; returns only in a forked run, with its request."""
     for name in PRELOAD:
         __import__(name)
+    root = str(Path(__file__).resolve().parents[1])
+    sys.path.append(root)  # for tests.botocore_models, and only for it: a run's path is a real one's
+    from tests.botocore_models import load_models
+
+    sys.path.remove(root)
+    load_models(SERVICES)
+    gc.freeze()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(path)
     listener.listen(64)
@@ -251,10 +271,30 @@ def _feed(stream: IO, data: str | bytes | None) -> None:
         pass  # the run ended without reading it all, as Popen.communicate allows
 
 
+def _end(code: int) -> None:
+    """End the run as Python would end it, without the interpreter's teardown."""
+    while others := [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]:
+        for thread in others:
+            thread.join()
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        os._exit(120)  # what Python exits with when it cannot flush stdout at the end
+    os._exit(code)
+
+
 if __name__ == "__main__":
     _request, _fds = _serve(sys.argv[1])
     _become(_request, _fds)
     del _request, _fds
     from reconciler.cli import entry
 
-    sys.exit(entry())
+    try:
+        entry()
+    except SystemExit as done:
+        if done.code is not None and not isinstance(done.code, int):
+            raise  # sys.exit("a message"): Python prints it and exits 1
+        _end(done.code or 0)
+    _end(0)
