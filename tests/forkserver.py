@@ -12,11 +12,11 @@ a pid to signal, pipes, a return code (negative when a signal ended it), a tty w
 The server also reads ahead botocore's data for the services the tool uses, into one loader
 every Session shares (tests/botocore_models.py), and freezes what it holds out of the garbage
 collector's reach: a run's collections then never walk (and copy, page by page) the objects it
-inherited. A run ends as Python ends — non-daemon threads joined, atexit handlers run, the
-streams flushed (exit 120 when that fails), the exit code of SystemExit — but without the
-interpreter's teardown, which in a fork touched every inherited object and was most of a short
-run's CPU (~90 ms of `--version`'s 100). An uncaught exception, or a SystemExit with a message,
-still ends with the full teardown, as Python prints them.
+inherited. A run ends as Python ends (non-daemon threads joined, atexit handlers run, the
+streams flushed, the exit code of SystemExit) but without the interpreter's teardown, which in a
+fork touched every inherited object and was most of a short run's CPU (~90 ms of `--version`'s
+100). An uncaught exception, a SystemExit with a message, or a flush that fails still ends with
+the full teardown, as Python reports them.
 
 What it does not show, and the tests that still start the installed script for it: the
 interpreter's start-up, import order and teardown (tests/unit/test_quick_exit.py and the
@@ -273,15 +273,15 @@ def _feed(stream: IO, data: str | bytes | None) -> None:
 
 def _end(code: int) -> None:
     """End the run as Python would end it, without the interpreter's teardown."""
-    while others := [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]:
-        for thread in others:
-            thread.join()
+    # What Py_Finalize does first, in its order: threading's exit hooks (concurrent.futures wakes
+    # its idle workers there), non-daemon threads joined, then the atexit handlers.
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except (OSError, ValueError):
-        os._exit(120)  # what Python exits with when it cannot flush stdout at the end
+        sys.exit(code)  # the rest as Python does it: it reports the failed flush and exits 120
     os._exit(code)
 
 

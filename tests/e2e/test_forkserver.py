@@ -40,6 +40,42 @@ def test_a_forked_run_answers_as_the_console_script_does(args, forkserver, workd
     assert (forked.returncode, out, err) == (real.returncode, real.stdout, real.stderr)
 
 
+def test_a_run_whose_stdout_was_closed_ends_as_the_console_script_does(forkserver, workdir):
+    """Output into a pipe nobody reads: click turns the broken pipe into exit 1 and quiets the
+    flush at the end, and a forked run must end the same way."""
+    def closed_pipe() -> int:
+        read, write = os.pipe()
+        os.close(read)
+        return write
+
+    write = closed_pipe()
+    try:
+        forked = forkserver.popen(["--help"], cwd=workdir, stdout=write, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write)
+    _, err = forked.communicate(timeout=60)
+    write = closed_pipe()
+    try:
+        real = subprocess.run(reconcile_command() + ["--help"], cwd=workdir, stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert real.returncode == 1, real.stderr
+    assert (forked.returncode, err) == (real.returncode, real.stderr)
+
+
+def test_an_apply_with_its_threads_ends_as_the_console_script_does(forkserver, deployed, canvas_file):
+    """apply is no quick exit: its worker threads are joined and its handlers run at the end."""
+    env = dict(os.environ)
+    forked = forkserver.popen(["apply", "--auto-approve"], cwd=canvas_file.parent, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = forked.communicate(timeout=60)
+    real = subprocess.run(reconcile_command() + ["apply", "--auto-approve"], cwd=canvas_file.parent, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert real.returncode == 0 and "No changes" in real.stdout, real.stdout + real.stderr
+    assert (forked.returncode, out, err) == (real.returncode, real.stdout, real.stderr)
+
+
 def test_a_run_takes_the_environment_it_is_given_not_the_servers(forkserver, workdir, dead_endpoint, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", dead_endpoint)
     forked = forkserver.popen(["plan"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
