@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Callable, Iterable, Iterator, TypeVar
 from urllib.parse import urlsplit
 
@@ -24,6 +24,7 @@ import botocore.exceptions
 
 from reconciler import __version__
 from reconciler.errors import ReconcileError
+from reconciler.threads import Timer, read_pool
 
 # A hung endpoint must not mean minutes of silence (botocore's defaults are a 60 s read
 # timeout per attempt). Worst case: MAX_ATTEMPTS × (CONNECT or READ timeout) plus botocore's
@@ -194,8 +195,7 @@ class _Watch:
         events.register("after-call-error", self.failed)
 
     def started(self, context, **_):
-        timer = threading.Timer(STILL_WAITING_AFTER, self.still_waiting)
-        timer.daemon = True
+        timer = Timer(STILL_WAITING_AFTER, self.still_waiting)
         context["canvas_watch"] = timer
         timer.start()
 
@@ -238,7 +238,7 @@ def at_once(calls: dict[str, Callable[[], T]]) -> dict[str, Future]:
     """Start every call together and wait for all: one round trip. Each answer or error waits in
     its future, taken in the order the caller's logic needs (the existence check first, so the
     others' "no such bucket" errors about a bucket that is not there are never raised)."""
-    with ThreadPoolExecutor(max_workers=max(1, len(calls))) as pool:
+    with read_pool(len(calls)) as pool:
         return {key: pool.submit(call) for key, call in calls.items()}
 
 

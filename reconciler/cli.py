@@ -40,6 +40,8 @@ def known_errors(command):
         except ReconcileError as exc:
             _fail(str(exc))
         except KeyboardInterrupt:
+            global _INTERRUPTED
+            _INTERRUPTED = True
             # No state file can be left half-written: live AWS is the truth, so say how to go on.
             click.echo("\nInterrupted. Whatever finished stays done; run the command again to continue "
                        "from live state.", err=True)
@@ -57,6 +59,10 @@ def known_errors(command):
 
 
 _QUICK_EXIT = False  # set by a read-only command: once it has printed, nothing is left to close
+# Set when Ctrl-C ended a command. Python would then wait for the read threads still blocked on
+# AWS (up to the ~55 s a hung endpoint is given, saying "still waiting" after "Interrupted."):
+# what they were reading is abandoned, and whatever a write finished stays done.
+_INTERRUPTED = False
 
 
 def quick_exit(command):
@@ -74,20 +80,22 @@ def entry() -> None:
     """The console script (and `python -m reconciler`). After a read-only command the process
     ends without tearing the interpreter down: freeing botocore's loaded models and everything
     else took ~0.15 s of a no-op plan's 0.7 s (issue 12), and that command has nothing left to
-    write. Anything else, an error included, ends as Python always ends."""
+    write. After Ctrl-C it ends without waiting for the threads still blocked on AWS. Anything
+    else, an error included, ends as Python always ends."""
     try:
         main(prog_name="reconcile")
     except SystemExit as done:
-        if _QUICK_EXIT:
-            _end_now(done.code)
+        if _QUICK_EXIT or _INTERRUPTED:
+            _end_now(done.code, abandon_threads=_INTERRUPTED)
         raise
 
 
-def _end_now(code: object) -> None:
+def _end_now(code: object, *, abandon_threads: bool = False) -> None:
     code = 0 if code is None else code
     if not isinstance(code, int):
         return  # sys.exit("text"): Python prints it
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+    if not abandon_threads and any(t.is_alive() and not t.daemon for t in threading.enumerate()
+                                   if t is not threading.main_thread()):
         return  # a thread Python would wait for
     try:
         sys.stdout.flush()

@@ -9,12 +9,12 @@ time; it only reads.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from reconciler.errors import ReconcileError
+from reconciler.threads import read_pool
 from reconciler.timespec import iso
 
 # A manifest is a few KB (tens just before a compaction); no manifest is bigger than this.
@@ -104,7 +104,7 @@ def read_versions(s3: Any, versions: list[Version], *, bucket: str, key: str) ->
 
     if len(versions) <= 1:
         return [one(version) for version in versions]
-    with ThreadPoolExecutor(max_workers=min(_PARALLEL_GETS, len(versions))) as pool:
+    with read_pool(min(_PARALLEL_GETS, len(versions))) as pool:
         return list(pool.map(one, versions))
 
 

@@ -20,6 +20,7 @@ from reconciler.plan import Action, AttributeChange, Plan, ResourceChange
 from reconciler.record import read_baseline, with_causes
 from reconciler.reserved import STACK_TAG
 from reconciler.target import Target, discover
+from reconciler.threads import read_pool
 
 Wanted = list[tuple[Kind, dict]]
 
@@ -27,7 +28,7 @@ Wanted = list[tuple[Kind, dict]]
 def read_live(clients, spec, target: Target, kinds: tuple[Kind, ...]) -> tuple[Wanted, dict, list[str]]:
     """(kind, desired document) for every resource of `kinds` canvas.yaml declares, in dependency
     order; {address: live document or None} for each read that worked; and the problems."""
-    with clients.shared_reads(), ThreadPoolExecutor(max_workers=len(kinds)) as pool:
+    with clients.shared_reads(), read_pool(len(kinds)) as pool:
         jobs = _start_reads(pool, clients, spec, target, kinds)
     return _gathered(kinds, jobs)
 
@@ -37,7 +38,7 @@ def build_plan(spec, clients, *, region: str, kinds=KINDS, max_workers: int | No
     """One wave of reads: STS (the account), the record and every kind at once. A kind works out
     what it wants in its own thread, so only what builds an ARN or URI from the account waits
     for STS; reads by name go out at once (issue 12: a no-op plan in about two round trips)."""
-    with clients.shared_reads(), ThreadPoolExecutor(max_workers=max_workers or len(kinds) + 2) as pool:
+    with clients.shared_reads(), read_pool(max_workers or len(kinds) + 2) as pool:
         account = None
         if target is None:  # submitted first: with one worker it runs before anything that waits on it
             account = pool.submit(lambda: discover(clients, region).account)

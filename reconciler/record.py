@@ -22,7 +22,6 @@ import datetime
 import hashlib
 import json
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,6 +33,7 @@ from reconciler.errors import ReconcileError
 from reconciler.kinds import BY_TYPE
 from reconciler.plan import AttributeChange, Baseline, Cause, Plan, ResourceChange
 from reconciler.reserved import RECORD_PREFIX
+from reconciler.threads import read_pool
 
 FORMAT_VERSION = 1
 _ABSENT_ANSWERS = ("NoSuchKey", "NoSuchBucket", "404", "NotFound")
@@ -275,7 +275,7 @@ def history(clients, *, bucket: str, stack: str, limit: int | None = None) -> li
     # --limit N still shows N applies.
     versions = [v for i, v in enumerate(versions) if i == 0 or v.get("ETag") != versions[i - 1].get("ETag")]
     versions = versions[:limit] if limit else versions
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(versions)))) as pool:
+    with read_pool(min(8, len(versions))) as pool:
         documents = list(pool.map(lambda v: _version(clients, bucket, key, v["VersionId"]), versions))
     return _one_per_apply([{**doc, "version_id": v["VersionId"]} for v, doc in zip(versions, documents, strict=True)])
 

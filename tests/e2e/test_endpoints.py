@@ -3,6 +3,7 @@ answered and what to check — never a traceback, never minutes of silence."""
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -92,6 +93,30 @@ def test_a_hung_endpoint_says_it_is_waiting_then_gives_up_with_one_line(canvas_f
     assert result.stderr.count("still waiting") == 1
     assert "Error: no answer in time" in result.stderr and "(2 attempts)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [("plan",), ("drift",), ("apply", "--auto-approve")], ids=lambda a: a[0])
+def test_ctrl_c_while_reads_hang_ends_the_command_at_once(args, start_reconcile, canvas_file):
+    """Ctrl-C says "Interrupted." and the process ends then: it does not wait out the ~55 s its
+    reads still blocked on a silent endpoint have left, nor say "still waiting" after it."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        listener.settimeout(30)
+        run = start_reconcile(*args, "--endpoint-url", f"http://127.0.0.1:{listener.getsockname()[1]}",
+                              cwd=canvas_file.parent)
+        held = [listener.accept()[0]]  # a read is in flight, and will never be answered
+        try:
+            run.send_signal(signal.SIGINT)
+            # Far less than the reads' own timeouts: a run still waiting on them fails here.
+            _, err = run.communicate(timeout=8)
+        finally:
+            run.kill()
+            for connection in held:
+                connection.close()
+    assert run.returncode == 130, err
+    assert err.rstrip().endswith("run the command again to continue from live state."), err
+    assert "Traceback" not in err
 
 
 def test_the_stated_budget_for_a_hung_endpoint_is_under_a_minute():
