@@ -24,7 +24,7 @@ import botocore.exceptions
 
 from reconciler import __version__
 from reconciler.errors import ReconcileError
-from reconciler.threads import Timer, read_pool
+from reconciler.threads import read_pool
 
 # A hung endpoint must not mean minutes of silence (botocore's defaults are a 60 s read
 # timeout per attempt). Worst case: MAX_ATTEMPTS × (CONNECT or READ timeout) plus botocore's
@@ -195,7 +195,8 @@ class _Watch:
         events.register("after-call-error", self.failed)
 
     def started(self, context, **_):
-        timer = Timer(STILL_WAITING_AFTER, self.still_waiting)
+        timer = threading.Timer(STILL_WAITING_AFTER, self.still_waiting)
+        timer.daemon = True
         context["canvas_watch"] = timer
         timer.start()
 

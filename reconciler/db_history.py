@@ -105,7 +105,8 @@ def read_versions(s3: Any, versions: list[Version], *, bucket: str, key: str) ->
     if len(versions) <= 1:
         return [one(version) for version in versions]
     with read_pool(min(_PARALLEL_GETS, len(versions))) as pool:
-        return list(pool.map(one, versions))
+        reads = [pool.submit(one, version) for version in versions]
+    return [read.result() for read in reads]
 
 
 def _read(s3: Any, version: Version, *, bucket: str, key: str) -> Version:

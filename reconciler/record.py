@@ -276,7 +276,8 @@ def history(clients, *, bucket: str, stack: str, limit: int | None = None) -> li
     versions = [v for i, v in enumerate(versions) if i == 0 or v.get("ETag") != versions[i - 1].get("ETag")]
     versions = versions[:limit] if limit else versions
     with read_pool(min(8, len(versions))) as pool:
-        documents = list(pool.map(lambda v: _version(clients, bucket, key, v["VersionId"]), versions))
+        reads = [pool.submit(_version, clients, bucket, key, v["VersionId"]) for v in versions]
+    documents = [read.result() for read in reads]
     return _one_per_apply([{**doc, "version_id": v["VersionId"]} for v, doc in zip(versions, documents, strict=True)])
 
 

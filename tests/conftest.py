@@ -75,5 +75,8 @@ def no_docker(tmp_path_factory, monkeypatch):
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: one worker more than there are cores. The suite spends much of its time waiting
     on subprocesses, loopback servers and injected delays; on 2 cores a third worker fills those
-    waits (warm suite: 172 s with two, 157 s with three; four were no faster, issue 12)."""
+    waits (warm suite: 172 s with two, 157 s with three; four were no faster, issue 12).
+    PYTEST_XDIST_AUTO_NUM_WORKERS and `-n logical` are left to xdist, as it documents them."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or config.option.numprocesses == "logical":
+        return None
     return len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 1

@@ -7,13 +7,16 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import reconcile_command
 from tests.forkserver import ForkServer
 
+REPO = Path(__file__).resolve().parents[2]
 BROKEN = "stack: demo\nregion: us-west-2\nbucket:\n  name: Not_A_Bucket\n"
 
 
@@ -64,16 +67,30 @@ def test_a_run_whose_stdout_was_closed_ends_as_the_console_script_does(forkserve
     assert (forked.returncode, err) == (real.returncode, real.stderr)
 
 
-def test_an_apply_with_its_threads_ends_as_the_console_script_does(forkserver, deployed, canvas_file):
-    """apply is no quick exit: its worker threads are joined and its handlers run at the end."""
-    env = dict(os.environ)
-    forked = forkserver.popen(["apply", "--auto-approve"], cwd=canvas_file.parent, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = forked.communicate(timeout=60)
-    real = subprocess.run(reconcile_command() + ["apply", "--auto-approve"], cwd=canvas_file.parent, env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert real.returncode == 0 and "No changes" in real.stdout, real.stdout + real.stderr
-    assert (forked.returncode, out, err) == (real.returncode, real.stdout, real.stderr)
+# A program with what Python finishes at exit: a non-daemon thread still to print, an executor
+# left with an idle worker (its exit hook must wake it, or the join never ends), buffered output
+# and an atexit handler; it ends with END, either sys.exit or the fork server's _end.
+ENDING = """
+import atexit, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
+sys.path.insert(0, sys.argv[1])
+from tests.forkserver import _end
+atexit.register(lambda: print("atexit handler"))
+threading.Thread(target=lambda: (time.sleep(0.3), print("thread done"))).start()
+ThreadPoolExecutor(max_workers=1).submit(lambda: None).result()
+sys.stdout.write("buffered, no newline")
+END
+"""
+
+
+def test_a_run_ends_as_python_ends_without_the_teardown(tmp_path):
+    def run(end: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", ENDING.replace("END", end), str(REPO)], capture_output=True,
+                              text=True, timeout=30)
+
+    python, forked = run("sys.exit(3)"), run("_end(3)")
+    assert python.returncode == 3 and python.stdout == "buffered, no newlinethread done\natexit handler\n"
+    assert (forked.returncode, forked.stdout, forked.stderr) == (python.returncode, python.stdout, python.stderr)
 
 
 def test_a_run_takes_the_environment_it_is_given_not_the_servers(forkserver, workdir, dead_endpoint, monkeypatch):
