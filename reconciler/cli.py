@@ -40,8 +40,6 @@ def known_errors(command):
         except ReconcileError as exc:
             _fail(str(exc))
         except KeyboardInterrupt:
-            global _INTERRUPTED
-            _INTERRUPTED = True
             # No state file can be left half-written: live AWS is the truth, so say how to go on.
             click.echo("\nInterrupted. Whatever finished stays done; run the command again to continue "
                        "from live state.", err=True)
@@ -59,10 +57,6 @@ def known_errors(command):
 
 
 _QUICK_EXIT = False  # set by a read-only command: once it has printed, nothing is left to close
-# Set when Ctrl-C ended a command. Python would then wait for the read threads still blocked on
-# AWS (up to the ~55 s a hung endpoint is given, saying "still waiting" after "Interrupted."):
-# what they were reading is abandoned, and whatever a write finished stays done.
-_INTERRUPTED = False
 
 
 def quick_exit(command):
@@ -85,8 +79,13 @@ def entry() -> None:
     try:
         main(prog_name="reconcile")
     except SystemExit as done:
-        if _QUICK_EXIT or _INTERRUPTED:
-            _end_now(done.code, abandon_threads=_INTERRUPTED)
+        # Exit 130 is Ctrl-C's (a command's, or the demo's after its cleanup). Python would then
+        # wait for the read threads still blocked on AWS (up to the ~55 s a hung endpoint is
+        # given, saying "still waiting" after "Interrupted."): what they were reading is
+        # abandoned, and whatever a write finished stays done.
+        interrupted = done.code == EXIT_INTERRUPTED
+        if _QUICK_EXIT or interrupted:
+            _end_now(done.code, abandon_threads=interrupted)
         raise
 
 

@@ -105,15 +105,14 @@ def test_ctrl_c_while_reads_hang_ends_the_command_at_once(args, start_reconcile,
         listener.settimeout(30)
         run = start_reconcile(*args, "--endpoint-url", f"http://127.0.0.1:{listener.getsockname()[1]}",
                               cwd=canvas_file.parent)
-        held = [listener.accept()[0]]  # a read is in flight, and will never be answered
+        held, _ = listener.accept()  # a read is in flight, and will never be answered
         try:
             run.send_signal(signal.SIGINT)
             # Far less than the reads' own timeouts: a run still waiting on them fails here.
             _, err = run.communicate(timeout=8)
         finally:
             run.kill()
-            for connection in held:
-                connection.close()
+            held.close()
     assert run.returncode == 130, err
     assert err.rstrip().endswith("run the command again to continue from live state."), err
     assert "Traceback" not in err
